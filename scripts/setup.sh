@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install xgrad's build dependencies (Debian/Ubuntu). Idempotent and silent
+# when everything is already installed.
+#
+#   scripts/setup.sh [extra-package ...]
+#
+# Extra package names given as arguments are checked/installed too
+# (e.g. `scripts/setup.sh libtorch-dev`).
+set -euo pipefail
+
+packages=(
+  cmake
+  g++
+  make
+  pkg-config
+  libxtensor-dev
+  libxtensor-blas-dev
+  libxsimd-dev
+  libopenblas-dev
+  libfmt-dev
+  catch2
+  "$@"
+)
+
+# One dpkg-query call for all packages (fast path when everything is present).
+# Prints "<name> <status-abbrev>" for known packages; "ii" = fully installed.
+declare -A installed=()
+while read -r name status; do
+  if [[ "$status" == ii* ]]; then
+    installed["$name"]=1
+  fi
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  name="${pkg%%:*}"   # accept arch-qualified names like libfoo-dev:amd64
+  if [[ -z "${installed[$name]:-}" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+SUDO=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  SUDO=(sudo)
+fi
+
+echo "setup.sh: installing missing packages: ${missing[*]}" >&2
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
