@@ -1,0 +1,538 @@
+#include "xgrad/autograd/engine.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/ops.hpp"
+
+namespace xg {
+namespace autograd {
+
+// ---- grad mode -------------------------------------------------------------------------------
+namespace {
+thread_local bool grad_enabled = true;
+thread_local bool anomaly_enabled = false;
+std::atomic<uint64_t> next_sequence_nr{0};
+}  // namespace
+
+bool GradMode::is_enabled() { return grad_enabled; }
+void GradMode::set_enabled(bool enabled) { grad_enabled = enabled; }
+bool AnomalyMode::is_enabled() { return anomaly_enabled; }
+void AnomalyMode::set_enabled(bool enabled) { anomaly_enabled = enabled; }
+
+// ---- iterative release of deep graphs ----------------------------------------------------------
+// Destroying the last handle of a 100,000-node chain would recurse once per node (node -> edge ->
+// node ...). Instead, a node or tensor that is about to drop the last reference to a node hands it
+// to a per-thread queue, which the outermost destructor drains in a loop.
+namespace {
+struct ReleaseQueue {
+  std::vector<std::shared_ptr<Node>> pending;
+  bool draining = false;
+};
+thread_local ReleaseQueue release_queue;
+
+void defer_release(std::shared_ptr<Node>& node) {
+  if (node && node.use_count() == 1) release_queue.pending.push_back(std::move(node));
+}
+
+void drain_release_queue() {
+  ReleaseQueue& queue = release_queue;
+  if (queue.draining) return;
+  queue.draining = true;
+  while (!queue.pending.empty()) {
+    std::shared_ptr<Node> node = std::move(queue.pending.back());
+    queue.pending.pop_back();
+    node.reset();  // its destructor defers its own inputs instead of recursing
+  }
+  queue.draining = false;
+}
+}  // namespace
+
+Node::Node() : sequence_nr_(next_sequence_nr++) {}
+
+Node::~Node() {
+  for (Edge& edge : next_edges_) {
+    defer_release(edge.node);
+    if (edge.leaf && edge.leaf.use_count() == 1) defer_release(edge.leaf->grad_fn);
+  }
+  drain_release_queue();
+}
+
+unsigned Node::add_pre_hook(uint32_t output_nr, TensorHook hook) {
+  unsigned id = next_hook_id_++;
+  pre_hooks_.emplace_back(id, output_nr, std::move(hook));
+  return id;
+}
+
+void Node::remove_pre_hook(unsigned handle) {
+  pre_hooks_.erase(std::remove_if(pre_hooks_.begin(), pre_hooks_.end(),
+                                  [&](const auto& h) { return std::get<0>(h) == handle; }),
+                   pre_hooks_.end());
+}
+
+std::string Node::forward_description() const {
+  std::vector<std::string> shapes;
+  for (const InputMeta& meta : input_meta_) shapes.push_back(fmt::format("{} {}", shape_string(meta.shape), meta.dtype));
+  return fmt::format("{} recorded on input(s) {}", name(), fmt::join(shapes, ", "));
+}
+
+void Node::set_inputs(const TensorList& inputs) {
+  next_edges_.resize(inputs.size());
+  input_meta_.resize(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& input = inputs[i];
+    if (!input.defined()) continue;
+    input_meta_[i] = InputMeta{input.shape(), input.dtype()};
+    if (!input.requires_grad()) continue;
+    if (input.grad_fn()) {
+      next_edges_[i].node = input.grad_fn();
+      next_edges_[i].output_nr = input.impl()->output_nr;
+    } else {
+      next_edges_[i].leaf = input.impl();
+    }
+  }
+}
+
+// ---- saved tensors ---------------------------------------------------------------------------
+SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) : is_output_(is_output) {
+  if (!tensor.defined()) return;
+  defined_ = true;
+  saved_version_ = tensor.impl()->storage->version;
+  requires_grad_ = tensor.requires_grad();
+  output_nr_ = tensor.impl()->output_nr;
+  if (is_output) storage_ = tensor.impl()->storage;
+  else tensor_ = tensor;
+}
+
+Tensor SavedTensor::unpack(const std::shared_ptr<Node>& node, const char* op_name) const {
+  if (!defined_) return {};
+  XG_CHECK(!released_,
+           "{}: trying to backward through the graph a second time (or to use saved tensors after they "
+           "were freed). Saved tensors are freed after backward; call backward(..., retain_graph=true) "
+           "the first time if you need to backward twice",
+           op_name);
+  const std::shared_ptr<Storage>& storage = is_output_ ? storage_ : tensor_.impl()->storage;
+  XG_CHECK(storage->version == saved_version_,
+           "{}: one of the tensors needed for gradient computation has been modified by an in-place "
+           "operation: a tensor of shape {} is at version {}; expected version {}",
+           op_name, shape_string(Tensor(detail::make_impl(storage, false)).shape()), storage->version,
+           saved_version_);
+  if (!is_output_) return tensor_;
+  auto impl = detail::make_impl(storage_, requires_grad_);
+  if (requires_grad_) {
+    impl->grad_fn = node;
+    impl->output_nr = output_nr_;
+  }
+  return Tensor(std::move(impl));
+}
+
+void SavedTensor::release() {
+  if (!defined_) return;
+  released_ = true;
+  tensor_ = Tensor();
+  storage_.reset();
+}
+
+// ---- function nodes and recording ------------------------------------------------------------
+TensorList FunctionNode::apply(TensorList&& grad_outputs) {
+  TensorList unpacked;
+  unpacked.reserve(saved.size());
+  std::shared_ptr<Node> self = shared_from_this();
+  for (const SavedTensor& s : saved) unpacked.push_back(s.unpack(self, name_));
+  BackwardContext ctx(*this, unpacked);
+  return backward_(ctx, grad_outputs);
+}
+
+std::string FunctionNode::name() const { return name_; }
+
+void FunctionNode::release_saved() {
+  for (SavedTensor& s : saved) s.release();
+}
+
+bool should_record(std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->requires_grad()) return true;
+  return false;
+}
+
+bool should_record(const TensorList& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) return true;
+  return false;
+}
+
+void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,
+                  MultiBackwardFn backward) {
+  auto node = std::make_shared<FunctionNode>(op_name, std::move(backward));
+  node->set_inputs(inputs);
+  node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+  node->saved.reserve(saved.size());
+  for (const Tensor& s : saved) {
+    bool is_output = false;
+    for (const Tensor& out : outputs) is_output = is_output || (out.defined() && s.is_same(out));
+    if (is_output) {
+      // Give the output its autograd identity first, so the saved copy remembers output_nr.
+      for (uint32_t i = 0; i < outputs.size(); ++i)
+        if (outputs[i].is_same(s)) outputs[i].impl()->output_nr = i;
+      s.impl()->requires_grad = true;
+    }
+    node->saved.emplace_back(s, is_output);
+  }
+  for (uint32_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].defined()) continue;
+    TensorImpl& impl = *outputs[i].impl();
+    impl.requires_grad = true;
+    impl.grad_fn = node;
+    impl.output_nr = i;
+  }
+}
+
+void record(const char* op_name, const TensorList& inputs, Tensor& output, const TensorList& saved,
+            BackwardFn backward) {
+  TensorList outputs{output};
+  record_multi(op_name, inputs, outputs, saved,
+               [fn = std::move(backward)](const BackwardContext& ctx, const TensorList& grads) {
+                 return fn(ctx, grads[0]);
+               });
+}
+
+namespace {
+bool all_finite(const Tensor& t) {
+  return std::visit(
+      [](const auto& a) {
+        using T = typename std::decay_t<decltype(a)>::value_type;
+        if constexpr (std::is_floating_point_v<T>) {
+          for (T v : a)
+            if (!std::isfinite(v)) return false;
+        }
+        return true;
+      },
+      t.impl()->storage->array);
+}
+}  // namespace
+
+void check_forward_anomaly(const char* op_name, const Tensor& output) {
+  if (!AnomalyMode::is_enabled() || !output.defined()) return;
+  XG_CHECK(all_finite(output), "anomaly detected: {} produced NaN or Inf in its forward output of shape {}",
+           op_name, shape_string(output.shape()));
+}
+
+// ---- the engine ------------------------------------------------------------------------------
+namespace {
+
+/// Adds a gradient into a slot: out of place, because the same gradient tensor may have been
+/// handed to several edges (add's backward returns its input gradient twice).
+void accumulate_into(Tensor& slot, const Tensor& grad) {
+  if (!slot.defined()) slot = grad;
+  else slot = add(slot, grad);
+}
+
+Tensor apply_hooks(const std::vector<std::pair<unsigned, TensorHook>>& hooks, Tensor grad) {
+  for (const auto& [id, hook] : hooks) {
+    Tensor replaced = hook(grad);
+    if (replaced.defined()) grad = replaced;
+  }
+  return grad;
+}
+
+struct RootEdge {
+  Edge edge;
+  Tensor grad;
+};
+
+/// One backward pass. With `capture` non-empty it only collects gradients of those tensors (grad());
+/// otherwise it accumulates into leaves (backward()).
+class GraphTask {
+ public:
+  GraphTask(bool keep_graph, bool create_graph) : keep_graph_(keep_graph), create_graph_(create_graph) {}
+
+  // Tensors whose gradients grad() returns: leaves are matched by impl, non-leaves by (node, output).
+  void add_capture(const Tensor& input) {
+    captures_.push_back(Tensor());
+    if (input.grad_fn()) capture_nodes_[input.grad_fn().get()].emplace_back(input.impl()->output_nr, captures_.size() - 1);
+    else capture_leaves_[input.impl().get()].push_back(captures_.size() - 1);
+  }
+  TensorList& captures() { return captures_; }
+
+  void run(std::vector<RootEdge>& roots) {
+    const bool capturing = !capture_nodes_.empty() || !capture_leaves_.empty();
+    // 1. Discover the graph (iterative DFS) and count, per node, how many edges lead into it.
+    std::vector<Node*> stack;
+    std::vector<Node*> order;  // discovery order, used to find which nodes lead to captured tensors
+    for (RootEdge& root : roots)
+      if (root.edge.node && seen_.insert(root.edge.node.get()).second) stack.push_back(root.edge.node.get());
+    while (!stack.empty()) {
+      Node* node = stack.back();
+      stack.pop_back();
+      order.push_back(node);
+      for (const Edge& edge : node->next_edges()) {
+        if (!edge.node) continue;
+        if (seen_.insert(edge.node.get()).second) stack.push_back(edge.node.get());
+      }
+    }
+    if (capturing) mark_needed(order);
+    for (Node* node : order) {
+      if (!is_needed(node)) continue;
+      for (const Edge& edge : node->next_edges())
+        if (edge.node && is_needed(edge.node.get())) ++dependencies_[edge.node.get()];
+    }
+
+    // 2. Seed the roots.
+    for (RootEdge& root : roots) deliver(root.edge, root.grad, nullptr);
+
+    // 3. Run ready nodes, latest-recorded first (as PyTorch), until none is left.
+    while (!ready_.empty()) {
+      Node* node = ready_.top().second;
+      ready_.pop();
+      execute(node);
+    }
+  }
+
+ private:
+  using Ready = std::pair<uint64_t, Node*>;
+
+  void mark_needed(const std::vector<Node*>& order) {
+    // Reverse discovery order visits every node after all nodes it leads to? Not in general for a
+    // DFS discovery order, so iterate to a fixed point; graphs under grad() are small.
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Node* node = *it;
+        if (needed_.count(node)) continue;
+        bool needed = capture_nodes_.count(node) > 0;
+        for (const Edge& edge : node->next_edges()) {
+          if (edge.leaf && capture_leaves_.count(edge.leaf.get())) needed = true;
+          if (edge.node && needed_.count(edge.node.get())) needed = true;
+        }
+        if (needed) {
+          needed_.insert(node);
+          changed = true;
+        }
+      }
+    }
+  }
+
+  bool is_needed(Node* node) const { return capture_nodes_.empty() && capture_leaves_.empty() ? true : needed_.count(node) > 0; }
+
+  void deliver(const Edge& edge, Tensor grad, Node* from) {
+    if (!grad.defined() || !edge.valid()) return;
+    if (edge.leaf) {
+      auto captured = capture_leaves_.find(edge.leaf.get());
+      if (captured != capture_leaves_.end()) {
+        for (size_t slot : captured->second) accumulate_into(captures_[slot], grad);
+        return;
+      }
+      if (!capture_nodes_.empty() || !capture_leaves_.empty()) return;  // grad(): never touch .grad()
+      accumulate_leaf(*edge.leaf, std::move(grad));
+      return;
+    }
+    Node* node = edge.node.get();
+    if (!is_needed(node)) return;
+    auto& buffer = buffers_[node];
+    if (buffer.empty()) buffer.resize(node->num_outputs());
+    accumulate_into(buffer[edge.output_nr], grad);
+    auto dep = dependencies_.find(node);
+    if (from == nullptr) {
+      // A root: ready once every root pointing at it is delivered and nothing else leads into it.
+      if (dep == dependencies_.end() || dep->second == 0) push_ready(node);
+      return;
+    }
+    if (--dep->second == 0) push_ready(node);
+  }
+
+  void push_ready(Node* node) {
+    if (queued_.insert(node).second) ready_.emplace(node->sequence_nr(), node);
+  }
+
+  void accumulate_leaf(TensorImpl& leaf, Tensor grad) {
+    grad = apply_hooks(leaf.hooks, std::move(grad));
+    if (!leaf.grad) {
+      if (create_graph_) {
+        leaf.grad = grad.impl();
+      } else {
+        // Steal the gradient when nobody else holds it; otherwise keep a private copy, since later
+        // accumulation is in place.
+        bool exclusive = grad.impl().use_count() == 1 && grad.impl()->storage.use_count() == 1 && !grad.requires_grad();
+        leaf.grad = exclusive ? grad.impl() : grad.detach().clone().impl();
+      }
+      return;
+    }
+    Tensor existing(leaf.grad);
+    if (create_graph_ || existing.requires_grad()) {
+      leaf.grad = add(existing, grad).impl();
+    } else {
+      NoGradGuard no_grad;
+      existing.add_(grad);
+    }
+  }
+
+  void execute(Node* node) {
+    TensorList grads = std::move(buffers_[node]);
+    buffers_.erase(node);
+    grads.resize(node->num_outputs());
+    for (const auto& [id, output_nr, hook] : node->pre_hooks()) {
+      if (!grads[output_nr].defined()) continue;
+      Tensor replaced = hook(grads[output_nr]);
+      if (replaced.defined()) grads[output_nr] = replaced;
+    }
+    for (const auto& [output_nr, weak] : node->retained) {
+      if (auto impl = weak.lock(); impl && grads[output_nr].defined()) {
+        Tensor g = create_graph_ ? grads[output_nr] : grads[output_nr].detach();
+        impl->grad = impl->grad ? add(Tensor(impl->grad), g).impl() : g.clone().impl();
+      }
+    }
+    auto captured = capture_nodes_.find(node);
+    if (captured != capture_nodes_.end()) {
+      for (const auto& [output_nr, slot] : captured->second)
+        if (grads[output_nr].defined()) accumulate_into(captures_[slot], grads[output_nr]);
+    }
+    // A node reached only to capture its output gradient (not on a path to other captures) stops here.
+    bool leads_further = !capturing() || std::any_of(node->next_edges().begin(), node->next_edges().end(), [&](const Edge& e) {
+      return (e.leaf && capture_leaves_.count(e.leaf.get())) || (e.node && needed_.count(e.node.get()));
+    });
+    if (!leads_further) return;
+
+    TensorList input_grads;
+    {
+      AutoGradMode mode(create_graph_);
+      input_grads = node->apply(std::move(grads));
+    }
+    if (!keep_graph_) node->release_saved();
+    const auto& edges = node->next_edges();
+    XG_CHECK(input_grads.size() == edges.size(),
+             "backward: {} returned {} gradients but has {} inputs", node->name(), input_grads.size(), edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) {
+      if (!edges[i].valid()) continue;
+      Tensor& g = input_grads[i];
+      if (!g.defined()) {
+        // No gradient for this input from this node: still release the dependency.
+        if (edges[i].node && is_needed(edges[i].node.get())) {
+          auto dep = dependencies_.find(edges[i].node.get());
+          if (--dep->second == 0) push_ready(edges[i].node.get());
+        }
+        continue;
+      }
+      const InputMeta& meta = node->input_meta()[i];
+      if (g.shape() != meta.shape) {
+        Tensor reduced = sum_to(g, meta.shape);
+        XG_CHECK(reduced.shape() == meta.shape, "backward: {} returned a gradient of shape {} for input {} of shape {}",
+                 node->name(), shape_string(g.shape()), i, shape_string(meta.shape));
+        g = reduced;
+      }
+      XG_CHECK(g.dtype() == meta.dtype, "backward: {} returned a {} gradient for {} input {}", node->name(), g.dtype(),
+               meta.dtype, i);
+      if (AnomalyMode::is_enabled()) {
+        XG_CHECK(all_finite(g), "anomaly detected: {} returned NaN or Inf in the gradient of input {} (shape {}); {}",
+                 node->name(), i, shape_string(meta.shape), node->forward_description());
+      }
+      if (edges[i].node && !is_needed(edges[i].node.get())) continue;
+      deliver(edges[i], std::move(g), node);
+    }
+  }
+
+  bool capturing() const { return !capture_nodes_.empty() || !capture_leaves_.empty(); }
+
+  bool keep_graph_;
+  bool create_graph_;
+  std::unordered_set<Node*> seen_;
+  std::unordered_set<Node*> needed_;
+  std::unordered_set<Node*> queued_;
+  std::unordered_map<Node*, int64_t> dependencies_;
+  std::unordered_map<Node*, TensorList> buffers_;
+  std::priority_queue<Ready> ready_;
+  std::unordered_map<Node*, std::vector<std::pair<uint32_t, size_t>>> capture_nodes_;
+  std::unordered_map<TensorImpl*, std::vector<size_t>> capture_leaves_;
+  TensorList captures_;
+};
+
+std::vector<RootEdge> make_roots(const TensorList& outputs, const TensorList& grad_outputs, const char* caller) {
+  XG_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(),
+           "{}: got {} outputs but {} grad_outputs", caller, outputs.size(), grad_outputs.size());
+  std::vector<RootEdge> roots;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& out = outputs[i];
+    XG_CHECK(out.defined(), "{}: output {} is undefined", caller, i);
+    XG_CHECK(out.requires_grad(),
+             "{}: element {} of tensors does not require grad and does not have a grad_fn (was it computed "
+             "under NoGradGuard, or from tensors that do not require grad?)",
+             caller, i);
+    Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
+    if (!g.defined()) {
+      XG_CHECK(out.numel() == 1,
+               "{}: grad can be implicitly created only for outputs with one element; output {} has shape {} "
+               "(pass a gradient of that shape)",
+               caller, i, shape_string(out.shape()));
+      g = ones_like(out);
+    } else {
+      XG_CHECK(g.shape() == out.shape(), "{}: grad_output {} has shape {} but the output has shape {}", caller, i,
+               shape_string(g.shape()), shape_string(out.shape()));
+      XG_CHECK(g.dtype() == out.dtype(), "{}: grad_output {} is {} but the output is {}", caller, i, g.dtype(),
+               out.dtype());
+    }
+    RootEdge root;
+    if (out.grad_fn()) {
+      root.edge.node = out.grad_fn();
+      root.edge.output_nr = out.impl()->output_nr;
+    } else {
+      root.edge.leaf = out.impl();
+    }
+    root.grad = g;
+    roots.push_back(std::move(root));
+  }
+  return roots;
+}
+
+}  // namespace
+
+void backward(const TensorList& outputs, const TensorList& grad_outputs, std::optional<bool> retain_graph,
+              bool create_graph) {
+  std::vector<RootEdge> roots = make_roots(outputs, grad_outputs, "backward");
+  GraphTask task(retain_graph.value_or(create_graph), create_graph);
+  task.run(roots);
+}
+
+TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs,
+                std::optional<bool> retain_graph, bool create_graph, bool allow_unused) {
+  XG_CHECK(!inputs.empty(), "grad: expected at least one input");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    XG_CHECK(inputs[i].defined() && inputs[i].requires_grad(), "grad: input {} does not require grad", i);
+  std::vector<RootEdge> roots = make_roots(outputs, grad_outputs, "grad");
+  GraphTask task(retain_graph.value_or(create_graph), create_graph);
+  for (const Tensor& input : inputs) task.add_capture(input);
+  task.run(roots);
+  TensorList result = std::move(task.captures());
+  for (size_t i = 0; i < result.size(); ++i) {
+    if (!result[i].defined()) {
+      XG_CHECK(allow_unused,
+               "grad: input {} (shape {}) was not used in the graph of the outputs; pass allow_unused=true to "
+               "get an undefined gradient for it",
+               i, shape_string(inputs[i].shape()));
+    } else if (!create_graph) {
+      result[i] = result[i].detach();
+    }
+  }
+  return result;
+}
+
+}  // namespace autograd
+
+// ---- Tensor's autograd methods ---------------------------------------------------------------
+TensorImpl::~TensorImpl() {
+  autograd::defer_release(grad_fn);
+  autograd::drain_release_queue();
+}
+
+void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph, bool create_graph) const {
+  XG_CHECK(defined(), "backward: the tensor is undefined");
+  autograd::backward({*this}, gradient.defined() ? TensorList{gradient} : TensorList{}, retain_graph, create_graph);
+}
+
+}  // namespace xg

@@ -1,0 +1,217 @@
+#pragma once
+/// Internal helpers shared by the op implementations: dtype dispatch, shape checks, and the strided
+/// broadcast loop whose innermost loop is a plain contiguous loop the compiler vectorises.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <numeric>
+
+#include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/node.hpp"
+#include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/tensor.hpp"
+
+namespace xg::detail {
+
+using XShape = Array<float>::shape_type;
+
+inline XShape to_xshape(const Shape& shape) {
+  XShape result(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) result[i] = static_cast<size_t>(shape[i]);
+  return result;
+}
+
+template <class A>
+Shape shape_of(const A& array) {
+  return Shape(array.shape().begin(), array.shape().end());
+}
+
+inline int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+/// Calls f(T{}) with T the C++ type of dtype.
+template <class F>
+decltype(auto) dispatch(Dtype dtype, F&& f) {
+  switch (dtype) {
+    case Dtype::Float32: return f(float{});
+    case Dtype::Float64: return f(double{});
+    case Dtype::Int64: break;
+  }
+  return f(int64_t{});
+}
+
+/// As dispatch, but int64 is an error naming the op.
+template <class F>
+decltype(auto) dispatch_floating(const char* op, const Tensor& x, F&& f) {
+  XG_CHECK(x.defined(), "{}: the input tensor is undefined", op);
+  XG_CHECK(x.is_floating_point(), "{}: expected a floating-point tensor (float32 or float64), got {}", op, x.dtype());
+  if (x.dtype() == Dtype::Float32) return f(float{});
+  return f(double{});
+}
+
+inline void check_defined(const char* op, const Tensor& x) { XG_CHECK(x.defined(), "{}: the input tensor is undefined", op); }
+
+inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  check_defined(op, a);
+  check_defined(op, b);
+  XG_CHECK(a.dtype() == b.dtype(), "{}: expected both operands to have the same dtype, got {} and {} (use .to())", op,
+           a.dtype(), b.dtype());
+}
+
+/// Wraps a dim in [-ndim, ndim) to [0, ndim).
+inline int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
+  int64_t bound = std::max<int64_t>(ndim, 1);  // a 0-D tensor accepts dim 0 and -1, as PyTorch
+  XG_CHECK(dim >= -bound && dim < bound, "{}: dimension out of range (expected to be in range of [{}, {}], but got {})",
+           op, -bound, bound - 1, dim);
+  return dim < 0 ? dim + bound : dim;
+}
+
+/// Normalises, sorts and de-duplicates reduction dims; empty means all.
+std::vector<int64_t> normalize_dims(const char* op, const std::vector<int64_t>& dims, int64_t ndim);
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+
+template <class T>
+Tensor make_tensor(Array<T>&& array) {
+  return Tensor(std::move(array));
+}
+
+template <class T>
+Array<T> new_array(const Shape& shape) {
+  return Array<T>(to_xshape(shape));
+}
+
+/// Up to this many dimensions after coalescing go through the fast strided loop.
+constexpr int kMaxDims = 16;
+
+/// Strides of a row-major tensor of `shape` seen as `out_shape` (0 along broadcast dimensions).
+void broadcast_strides(const Shape& shape, const Shape& out_shape, int64_t* strides);
+
+/// out[i] = f(a[ia], b[ib]) over the broadcast of a and b. out must have the broadcast shape.
+template <class TA, class TB, class TO, class F>
+void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape& b_shape, TO* out,
+                    const Shape& out_shape, F f) {
+  const int64_t ndim = static_cast<int64_t>(out_shape.size());
+  const int64_t total = shape_numel(out_shape);
+  if (total == 0) return;
+  if (a_shape == out_shape && b_shape == out_shape) {
+    for (int64_t i = 0; i < total; ++i) out[i] = f(a[i], b[i]);
+    return;
+  }
+  XG_CHECK(ndim <= kMaxDims, "broadcast: at most {} dimensions are supported, got {}", kMaxDims, ndim);
+  int64_t sa[kMaxDims], sb[kMaxDims], size[kMaxDims];
+  broadcast_strides(a_shape, out_shape, sa);
+  broadcast_strides(b_shape, out_shape, sb);
+  // Coalesce adjacent dims that are contiguous (or broadcast) for both inputs, from the right.
+  int n = 0;
+  int64_t cs[kMaxDims], ca[kMaxDims], cb[kMaxDims];
+  for (int64_t d = ndim - 1; d >= 0; --d) {
+    if (out_shape[d] == 1) continue;
+    if (n > 0 && sa[d] == ca[n - 1] * cs[n - 1] && sb[d] == cb[n - 1] * cs[n - 1]) {
+      cs[n - 1] *= out_shape[d];
+    } else {
+      cs[n] = out_shape[d];
+      ca[n] = sa[d];
+      cb[n] = sb[d];
+      ++n;
+    }
+  }
+  if (n == 0) {
+    out[0] = f(a[0], b[0]);
+    return;
+  }
+  // cs[0] is the innermost (coalesced) dimension.
+  for (int i = 0; i < n; ++i) size[i] = cs[i];
+  const int64_t inner = size[0], ia = ca[0], ib = cb[0];
+  int64_t counter[kMaxDims] = {0};
+  int64_t offset_a = 0, offset_b = 0;
+  const int64_t outer = total / inner;
+  for (int64_t o = 0; o < outer; ++o) {
+    const TA* pa = a + offset_a;
+    const TB* pb = b + offset_b;
+    TO* po = out + o * inner;
+    if (ia == 1 && ib == 1) {
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (ia == 1 && ib == 0) {
+      const TB vb = *pb;
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
+    } else if (ia == 0 && ib == 1) {
+      const TA va = *pa;
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
+    } else {
+      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i * ia], pb[i * ib]);
+    }
+    // advance the outer counter
+    for (int d = 1; d < n; ++d) {
+      ++counter[d];
+      offset_a += ca[d];
+      offset_b += cb[d];
+      if (counter[d] < size[d]) break;
+      offset_a -= ca[d] * size[d];
+      offset_b -= cb[d] * size[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+/// Copies x broadcast to out_shape into out.
+template <class T>
+void broadcast_copy(const T* x, const Shape& x_shape, T* out, const Shape& out_shape) {
+  broadcast_loop(x, x_shape, x, x_shape, out, out_shape, [](T v, T) { return v; });
+}
+
+/// dst[i] = src[j] over an n-D extent, with element strides for both sides (any may be 0 or scaled):
+/// the one loop behind permute, slice, pad, cat and expand.
+template <class T>
+void strided_copy(const T* src, const int64_t* src_strides, T* dst, const int64_t* dst_strides, const Shape& extent) {
+  const int64_t n = static_cast<int64_t>(extent.size());
+  if (shape_numel(extent) == 0) return;
+  if (n == 0) {
+    *dst = *src;
+    return;
+  }
+  const int64_t inner = extent[n - 1], si = src_strides[n - 1], di = dst_strides[n - 1];
+  std::vector<int64_t> counter(static_cast<size_t>(n), 0);
+  int64_t src_offset = 0, dst_offset = 0;
+  const int64_t outer = shape_numel(extent) / inner;
+  for (int64_t o = 0; o < outer; ++o) {
+    const T* s = src + src_offset;
+    T* d = dst + dst_offset;
+    if (si == 1 && di == 1) std::copy(s, s + inner, d);
+    else
+      for (int64_t i = 0; i < inner; ++i) d[i * di] = s[i * si];
+    for (int64_t k = n - 2; k >= 0; --k) {
+      ++counter[k];
+      src_offset += src_strides[k];
+      dst_offset += dst_strides[k];
+      if (counter[k] < extent[k]) break;
+      src_offset -= src_strides[k] * extent[k];
+      dst_offset -= dst_strides[k] * extent[k];
+      counter[k] = 0;
+    }
+  }
+}
+
+/// Row-major element strides of a shape.
+inline std::vector<int64_t> contiguous_strides(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) strides[i - 1] = strides[i] * shape[i];
+  return strides;
+}
+
+/// (outer, size, inner) view of a dimension: the tensor is [outer, size, inner] around dim.
+struct DimSplit {
+  int64_t outer = 1, size = 1, inner = 1;
+};
+inline DimSplit split_at(const Shape& shape, int64_t dim) {
+  DimSplit s;
+  for (int64_t d = 0; d < dim; ++d) s.outer *= shape[d];
+  s.size = shape.empty() ? 1 : shape[dim];
+  for (int64_t d = dim + 1; d < static_cast<int64_t>(shape.size()); ++d) s.inner *= shape[d];
+  return s;
+}
+
+}  // namespace xg::detail

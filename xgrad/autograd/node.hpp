@@ -1,0 +1,150 @@
+#pragma once
+/// The tape: each differentiable op that saw an input requiring grad records one Node. A Node knows
+/// its inputs (edges to their nodes, or to the leaves to accumulate into), what it saved from the
+/// forward pass, and how to turn output gradients into input gradients.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "xgrad/autograd/tensor.hpp"
+
+namespace xg::autograd {
+
+class Node;
+
+/// Where an input's gradient goes: the node that produced it (and which of its outputs), or a leaf.
+struct Edge {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<TensorImpl> leaf;
+  uint32_t output_nr = 0;
+  bool valid() const { return node != nullptr || leaf != nullptr; }
+};
+
+/// What a node remembers of an input: for reducing broadcast gradients and checking their type.
+struct InputMeta {
+  Shape shape;
+  Dtype dtype;
+};
+
+/// A tensor kept for backward. Remembers the version it was saved at, so an in-place change made
+/// afterwards is reported instead of silently giving a wrong gradient. An output of the node itself
+/// is kept without its grad_fn (that would be a reference cycle) and re-attached when unpacked.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  SavedTensor(const Tensor& tensor, bool is_output);
+  /// The saved tensor; `node` is the owner (re-attached as grad_fn of a saved output).
+  Tensor unpack(const std::shared_ptr<Node>& node, const char* op_name) const;
+  void release();
+  bool defined() const { return defined_; }
+
+ private:
+  Tensor tensor_;                      // for inputs: the tensor itself
+  std::shared_ptr<Storage> storage_;   // for outputs: only the data
+  uint64_t saved_version_ = 0;
+  uint32_t output_nr_ = 0;
+  bool is_output_ = false;
+  bool requires_grad_ = false;
+  bool defined_ = false;
+  bool released_ = false;
+};
+
+/// One recorded operation.
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  Node();
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  /// Output gradients (one per output, undefined where none flowed) -> input gradients (one per
+  /// edge, undefined where the input needs none).
+  virtual TensorList apply(TensorList&& grad_outputs) = 0;
+  /// Op name, e.g. "MulBackward".
+  virtual std::string name() const = 0;
+  /// Frees saved tensors (after a backward without retain_graph).
+  virtual void release_saved() {}
+
+  const std::vector<Edge>& next_edges() const { return next_edges_; }
+  const std::vector<InputMeta>& input_meta() const { return input_meta_; }
+  uint32_t num_outputs() const { return num_outputs_; }
+  uint64_t sequence_nr() const { return sequence_nr_; }
+  /// True when input i needs a gradient (has an edge).
+  bool needs_input_grad(size_t i) const { return i < next_edges_.size() && next_edges_[i].valid(); }
+
+  /// Hooks on the gradient of output `output_nr` before this node runs (non-leaf tensor hooks).
+  unsigned add_pre_hook(uint32_t output_nr, TensorHook hook);
+  void remove_pre_hook(unsigned handle);
+  const std::vector<std::tuple<unsigned, uint32_t, TensorHook>>& pre_hooks() const { return pre_hooks_; }
+  /// Weak references to non-leaf tensors that asked retain_grad(), per output.
+  std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained;
+
+  /// Shapes of the forward inputs, for error messages ("recorded by mul on [2, 3] and [3]").
+  std::string forward_description() const;
+
+  /// Connects the node to its inputs (called once, when recording).
+  void set_inputs(const TensorList& inputs);
+  void set_num_outputs(uint32_t n) { num_outputs_ = n; }
+
+ protected:
+  std::vector<Edge> next_edges_;
+  std::vector<InputMeta> input_meta_;
+  uint32_t num_outputs_ = 1;
+  uint64_t sequence_nr_;
+  std::vector<std::tuple<unsigned, uint32_t, TensorHook>> pre_hooks_;
+  unsigned next_hook_id_ = 0;
+};
+
+/// What a backward function of a built-in op can see.
+class BackwardContext {
+ public:
+  BackwardContext(const Node& node, const TensorList& saved) : node_(node), saved_(saved) {}
+  /// The i-th tensor passed to record(..., saved, ...).
+  const Tensor& saved(size_t i) const { return saved_.at(i); }
+  bool needs_grad(size_t input) const { return node_.needs_input_grad(input); }
+  const Shape& input_shape(size_t input) const { return node_.input_meta().at(input).shape; }
+  Dtype input_dtype(size_t input) const { return node_.input_meta().at(input).dtype; }
+
+ private:
+  const Node& node_;
+  const TensorList& saved_;
+};
+
+/// Backward of a single-output op: (context, gradient of the output) -> gradient per input.
+using BackwardFn = std::function<TensorList(const BackwardContext&, const Tensor&)>;
+/// Backward of a multi-output op: (context, gradients per output; undefined where none) -> per input.
+using MultiBackwardFn = std::function<TensorList(const BackwardContext&, const TensorList&)>;
+
+/// The node type of every built-in op: a name, saved tensors, and a backward function.
+class FunctionNode final : public Node {
+ public:
+  FunctionNode(const char* name, MultiBackwardFn backward) : name_(name), backward_(std::move(backward)) {}
+  TensorList apply(TensorList&& grad_outputs) override;
+  std::string name() const override;
+  void release_saved() override;
+  std::vector<SavedTensor> saved;
+
+ private:
+  const char* name_;
+  MultiBackwardFn backward_;
+};
+
+/// True when grad mode is on and any input requires a gradient: the op must record.
+bool should_record(std::initializer_list<const Tensor*> inputs);
+bool should_record(const TensorList& inputs);
+
+/// Records a single-output op: `output` gets a node that saves `saved` and runs `backward`.
+void record(const char* op_name, const TensorList& inputs, Tensor& output, const TensorList& saved,
+            BackwardFn backward);
+/// Records a multi-output op (outputs may include non-differentiable ones, left out of `outputs`
+/// by passing undefined tensors).
+void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,
+                  MultiBackwardFn backward);
+
+/// Anomaly-mode check of a forward result (no-op unless DetectAnomalyGuard is active).
+void check_forward_anomaly(const char* op_name, const Tensor& output);
+
+}  // namespace xg::autograd

@@ -1,0 +1,686 @@
+// Elementwise ops: binary (broadcasting), scalar, unary, comparisons, where, dtype conversion, and
+// the in-place methods with PyTorch's version-counter safety.
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include "xgrad/autograd/kernels.hpp"
+
+namespace xg {
+
+using autograd::BackwardContext;
+using autograd::record;
+using autograd::should_record;
+using detail::dispatch;
+using detail::dispatch_floating;
+
+namespace {
+
+/// out = f(a, b) over the broadcast shape, for any dtype f accepts.
+template <class F>
+Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
+  detail::check_same_dtype(op, a, b);
+  const Shape sa = a.shape(), sb = b.shape();
+  const Shape so = detail::broadcast_shapes(op, sa, sb);
+  return dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> out = detail::new_array<T>(so);
+    detail::broadcast_loop(a.array<T>().data(), sa, b.array<T>().data(), sb, out.data(), so,
+                           [&](T x, T y) { return static_cast<T>(f(x, y)); });
+    return detail::make_tensor(std::move(out));
+  });
+}
+
+template <class F>
+Tensor binary_map_floating(const char* op, const Tensor& a, const Tensor& b, F f) {
+  detail::check_same_dtype(op, a, b);
+  XG_CHECK(a.is_floating_point(), "{}: expected floating-point tensors (float32 or float64), got {}", op, a.dtype());
+  return binary_map(op, a, b, f);
+}
+
+/// out = f(x) elementwise for any dtype.
+template <class F>
+Tensor scalar_map(const Tensor& x, F f) {
+  return dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& in = x.array<T>();
+    Array<T> out(in.shape());
+    const T* src = in.data();
+    T* dst = out.data();
+    const size_t n = in.size();
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(f(src[i]));
+    return detail::make_tensor(std::move(out));
+  });
+}
+
+/// out = expression(x) with an xtensor expression (vectorised with xsimd), floating types only.
+template <class Expr>
+Tensor unary_expression(const char* op, const Tensor& x, Expr expression) {
+  return dispatch_floating(op, x, [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& in = x.array<T>();
+    Array<T> out(in.shape());
+    xt::noalias(out) = expression(in);
+    return detail::make_tensor(std::move(out));
+  });
+}
+
+/// 0/1 mask of the same dtype as x (a constant: never recorded).
+template <class F>
+Tensor mask_of(const Tensor& x, F predicate) {
+  return scalar_map(x, [&](auto v) { return predicate(v) ? 1 : 0; });
+}
+
+Tensor finish(const char* op, Tensor result) {
+  autograd::check_forward_anomaly(op, result);
+  return result;
+}
+
+}  // namespace
+
+// ---- binary ------------------------------------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b, double alpha) {
+  Tensor out = alpha == 1.0 ? binary_map("add", a, b, [](auto x, auto y) { return x + y; })
+                            : binary_map("add", a, b, [alpha](auto x, auto y) { return x + alpha * y; });
+  if (should_record({&a, &b})) {
+    record("AddBackward", {a, b}, out, {}, [alpha](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{ctx.needs_grad(0) ? gy : Tensor(),
+                        ctx.needs_grad(1) ? (alpha == 1.0 ? gy : mul(gy, alpha)) : Tensor()};
+    });
+  }
+  return finish("add", out);
+}
+
+Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
+  Tensor out = binary_map("sub", a, b, [alpha](auto x, auto y) { return x - alpha * y; });
+  if (should_record({&a, &b})) {
+    record("SubBackward", {a, b}, out, {}, [alpha](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{ctx.needs_grad(0) ? gy : Tensor(), ctx.needs_grad(1) ? mul(gy, -alpha) : Tensor()};
+    });
+  }
+  return finish("sub", out);
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map("mul", a, b, [](auto x, auto y) { return x * y; });
+  if (should_record({&a, &b})) {
+    record("MulBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{ctx.needs_grad(0) ? mul(gy, ctx.saved(1)) : Tensor(),
+                        ctx.needs_grad(1) ? mul(gy, ctx.saved(0)) : Tensor()};
+    });
+  }
+  return finish("mul", out);
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map_floating("div", a, b, [](auto x, auto y) { return x / y; });
+  if (should_record({&a, &b})) {
+    record("DivBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& x = ctx.saved(0);
+      const Tensor& y = ctx.saved(1);
+      return TensorList{ctx.needs_grad(0) ? div(gy, y) : Tensor(),
+                        ctx.needs_grad(1) ? neg(div(mul(gy, x), mul(y, y))) : Tensor()};
+    });
+  }
+  return finish("div", out);
+}
+
+Tensor add(const Tensor& a, double b) {
+  detail::check_defined("add", a);
+  Tensor out = scalar_map(a, [b](auto x) { return x + static_cast<decltype(x)>(b); });
+  if (should_record({&a})) record("AddBackward", {a}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{gy}; });
+  return finish("add", out);
+}
+
+Tensor sub(const Tensor& a, double b) { return add(a, -b); }
+
+Tensor mul(const Tensor& a, double b) {
+  detail::check_defined("mul", a);
+  Tensor out = scalar_map(a, [b](auto x) { return x * static_cast<decltype(x)>(b); });
+  if (should_record({&a})) {
+    record("MulBackward", {a}, out, {}, [b](const BackwardContext&, const Tensor& gy) { return TensorList{mul(gy, b)}; });
+  }
+  return finish("mul", out);
+}
+
+Tensor div(const Tensor& a, double b) {
+  dispatch_floating("div", a, [](auto) { return 0; });
+  return mul(a, 1.0 / b);
+}
+
+Tensor rsub(const Tensor& a, double b) {
+  detail::check_defined("rsub", a);
+  Tensor out = scalar_map(a, [b](auto x) { return static_cast<decltype(x)>(b) - x; });
+  if (should_record({&a})) record("RsubBackward", {a}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{neg(gy)}; });
+  return finish("rsub", out);
+}
+
+Tensor rdiv(const Tensor& a, double b) {
+  dispatch_floating("rdiv", a, [](auto) { return 0; });
+  Tensor out = scalar_map(a, [b](auto x) { return static_cast<decltype(x)>(b) / x; });
+  if (should_record({&a})) {
+    record("RdivBackward", {a}, out, {a, out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{neg(div(mul(gy, ctx.saved(1)), ctx.saved(0)))};  // d(b/a) = -b/a^2 = -out/a
+    });
+  }
+  return finish("rdiv", out);
+}
+
+Tensor pow(const Tensor& base, double exponent) {
+  Tensor out = dispatch_floating("pow", base, [&](auto tag) {
+    using T = decltype(tag);
+    const T e = static_cast<T>(exponent);
+    if (exponent == 2.0) return scalar_map(base, [](auto x) { return x * x; });
+    if (exponent == 0.5) return unary_expression("pow", base, [](const auto& a) { return xt::sqrt(a); });
+    return unary_expression("pow", base, [e](const auto& a) { return xt::pow(a, e); });
+  });
+  if (should_record({&base})) {
+    record("PowBackward", {base}, out, {base}, [exponent](const BackwardContext& ctx, const Tensor& gy) {
+      if (exponent == 0.0) return TensorList{zeros_like(gy)};
+      return TensorList{mul(gy, mul(pow(ctx.saved(0), exponent - 1.0), exponent))};
+    });
+  }
+  return finish("pow", out);
+}
+
+Tensor pow(const Tensor& base, const Tensor& exponent) {
+  Tensor out = binary_map_floating("pow", base, exponent, [](auto x, auto y) { return std::pow(x, y); });
+  if (should_record({&base, &exponent})) {
+    record("PowBackward", {base, exponent}, out, {base, exponent, out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& x = ctx.saved(0);
+      const Tensor& e = ctx.saved(1);
+      Tensor gx, ge;
+      if (ctx.needs_grad(0)) gx = mul(gy, mul(e, pow(x, sub(e, 1.0))));
+      if (ctx.needs_grad(1)) {
+        // d(x^e)/de = x^e log x; PyTorch defines it as 0 where x == 0 (and e >= 0).
+        Tensor safe_log = log(where(eq(x, 0.0), ones_like(x), x));
+        ge = mul(gy, mul(ctx.saved(2), safe_log));
+      }
+      return TensorList{gx, ge};
+    });
+  }
+  return finish("pow", out);
+}
+
+Tensor pow(double base, const Tensor& exponent) {
+  detail::check_defined("pow", exponent);
+  return pow(full_like(exponent, base), exponent);
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map("minimum", a, b, [](auto x, auto y) { return x < y ? x : y; });
+  if (should_record({&a, &b})) {
+    record("MinimumBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
+      // Ties split the gradient evenly, as PyTorch does.
+      Tensor share_a = add(lt(ctx.saved(0), ctx.saved(1)), mul(eq(ctx.saved(0), ctx.saved(1)), 0.5));
+      return TensorList{ctx.needs_grad(0) ? mul(gy, share_a) : Tensor(), ctx.needs_grad(1) ? mul(gy, rsub(share_a, 1.0)) : Tensor()};
+    });
+  }
+  return finish("minimum", out);
+}
+
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_map("maximum", a, b, [](auto x, auto y) { return x > y ? x : y; });
+  if (should_record({&a, &b})) {
+    record("MaximumBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor share_a = add(gt(ctx.saved(0), ctx.saved(1)), mul(eq(ctx.saved(0), ctx.saved(1)), 0.5));
+      return TensorList{ctx.needs_grad(0) ? mul(gy, share_a) : Tensor(), ctx.needs_grad(1) ? mul(gy, rsub(share_a, 1.0)) : Tensor()};
+    });
+  }
+  return finish("maximum", out);
+}
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  detail::check_defined("where", condition);
+  detail::check_same_dtype("where", a, b);
+  const Shape so = detail::broadcast_shapes("where", detail::broadcast_shapes("where", condition.shape(), a.shape()), b.shape());
+  // The condition as a 0/1 mask broadcast to the output shape.
+  std::vector<uint8_t> mask(static_cast<size_t>(detail::shape_numel(so)));
+  dispatch(condition.dtype(), [&](auto tag) {
+    using C = decltype(tag);
+    const Array<C>& c = condition.array<C>();
+    detail::broadcast_loop(c.data(), condition.shape(), c.data(), condition.shape(), mask.data(), so,
+                           [](C v, C) { return static_cast<uint8_t>(v != C(0)); });
+  });
+  Tensor out = dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> pa = detail::new_array<T>(so), pb = detail::new_array<T>(so);
+    detail::broadcast_copy(a.array<T>().data(), a.shape(), pa.data(), so);
+    detail::broadcast_copy(b.array<T>().data(), b.shape(), pb.data(), so);
+    for (size_t i = 0; i < mask.size(); ++i) pa.data()[i] = mask[i] ? pa.data()[i] : pb.data()[i];
+    return detail::make_tensor(std::move(pa));
+  });
+  if (should_record({&a, &b})) {
+    Tensor cond = condition.detach();
+    record("WhereBackward", {a, b}, out, {cond}, [](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor zero = zeros({}, gy.dtype());
+      return TensorList{ctx.needs_grad(0) ? where(ctx.saved(0), gy, zero) : Tensor(),
+                        ctx.needs_grad(1) ? where(ctx.saved(0), zero, gy) : Tensor()};
+    });
+  }
+  return finish("where", out);
+}
+
+// ---- comparisons ---------------------------------------------------------------------------------
+#define XG_COMPARISON(name, op)                                                                       \
+  Tensor name(const Tensor& a, const Tensor& b) {                                                     \
+    return binary_map(#name, a, b, [](auto x, auto y) { return (x op y) ? 1 : 0; });                  \
+  }                                                                                                   \
+  Tensor name(const Tensor& a, double b) {                                                            \
+    detail::check_defined(#name, a);                                                                  \
+    return scalar_map(a, [b](auto x) { return (static_cast<double>(x) op b) ? 1 : 0; });              \
+  }
+XG_COMPARISON(eq, ==)
+XG_COMPARISON(ne, !=)
+XG_COMPARISON(lt, <)
+XG_COMPARISON(le, <=)
+XG_COMPARISON(gt, >)
+XG_COMPARISON(ge, >=)
+#undef XG_COMPARISON
+
+// ---- unary ---------------------------------------------------------------------------------------
+Tensor neg(const Tensor& x) {
+  detail::check_defined("neg", x);
+  Tensor out = scalar_map(x, [](auto v) { return -v; });
+  if (should_record({&x})) record("NegBackward", {x}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{neg(gy)}; });
+  return finish("neg", out);
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor out = unary_expression("exp", x, [](const auto& a) { return xt::exp(a); });
+  if (should_record({&x})) {
+    record("ExpBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{mul(gy, ctx.saved(0))};  // d exp(x) = exp(x)
+    });
+  }
+  return finish("exp", out);
+}
+
+Tensor log(const Tensor& x) {
+  Tensor out = unary_expression("log", x, [](const auto& a) { return xt::log(a); });
+  if (should_record({&x})) {
+    record("LogBackward", {x}, out, {x}, [](const BackwardContext& ctx, const Tensor& gy) { return TensorList{div(gy, ctx.saved(0))}; });
+  }
+  return finish("log", out);
+}
+
+Tensor sqrt(const Tensor& x) {
+  Tensor out = unary_expression("sqrt", x, [](const auto& a) { return xt::sqrt(a); });
+  if (should_record({&x})) {
+    record("SqrtBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{div(mul(gy, 0.5), ctx.saved(0))};  // 1 / (2 sqrt(x))
+    });
+  }
+  return finish("sqrt", out);
+}
+
+Tensor abs(const Tensor& x) {
+  detail::check_defined("abs", x);
+  Tensor out = scalar_map(x, [](auto v) { return v < 0 ? -v : v; });
+  if (should_record({&x})) {
+    record("AbsBackward", {x}, out, {x}, [](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor sign = mask_of(ctx.saved(0), [](auto v) { return v > 0; });
+      sign = sub(sign, mask_of(ctx.saved(0), [](auto v) { return v < 0; }));
+      return TensorList{mul(gy, sign)};
+    });
+  }
+  return finish("abs", out);
+}
+
+Tensor sin(const Tensor& x) {
+  Tensor out = unary_expression("sin", x, [](const auto& a) { return xt::sin(a); });
+  if (should_record({&x})) {
+    record("SinBackward", {x}, out, {x}, [](const BackwardContext& ctx, const Tensor& gy) { return TensorList{mul(gy, cos(ctx.saved(0)))}; });
+  }
+  return finish("sin", out);
+}
+
+Tensor cos(const Tensor& x) {
+  Tensor out = unary_expression("cos", x, [](const auto& a) { return xt::cos(a); });
+  if (should_record({&x})) {
+    record("CosBackward", {x}, out, {x}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{neg(mul(gy, sin(ctx.saved(0))))};
+    });
+  }
+  return finish("cos", out);
+}
+
+Tensor erf(const Tensor& x) {
+  Tensor out = unary_expression("erf", x, [](const auto& a) { return xt::erf(a); });
+  if (should_record({&x})) {
+    record("ErfBackward", {x}, out, {x}, [](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& v = ctx.saved(0);
+      return TensorList{mul(gy, mul(exp(neg(mul(v, v))), 2.0 / std::sqrt(M_PI)))};
+    });
+  }
+  return finish("erf", out);
+}
+
+Tensor tanh(const Tensor& x) {
+  Tensor out = unary_expression("tanh", x, [](const auto& a) { return xt::tanh(a); });
+  if (should_record({&x})) {
+    record("TanhBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& y = ctx.saved(0);
+      return TensorList{mul(gy, rsub(mul(y, y), 1.0))};  // 1 - tanh^2
+    });
+  }
+  return finish("tanh", out);
+}
+
+Tensor sigmoid(const Tensor& x) {
+  Tensor out = dispatch_floating("sigmoid", x, [&](auto tag) {
+    using T = decltype(tag);
+    return unary_expression("sigmoid", x, [](const auto& a) { return T(1) / (T(1) + xt::exp(-a)); });
+  });
+  if (should_record({&x})) {
+    record("SigmoidBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& y = ctx.saved(0);
+      return TensorList{mul(gy, mul(y, rsub(y, 1.0)))};
+    });
+  }
+  return finish("sigmoid", out);
+}
+
+Tensor relu(const Tensor& x) {
+  dispatch_floating("relu", x, [](auto) { return 0; });
+  Tensor out = scalar_map(x, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  if (should_record({&x})) {
+    record("ReluBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{mul(gy, mask_of(ctx.saved(0), [](auto v) { return v > 0; }))};
+    });
+  }
+  return finish("relu", out);
+}
+
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  dispatch_floating("leaky_relu", x, [](auto) { return 0; });
+  Tensor out = scalar_map(x, [negative_slope](auto v) { return v > 0 ? v : v * static_cast<decltype(v)>(negative_slope); });
+  if (should_record({&x})) {
+    record("LeakyReluBackward", {x}, out, {x}, [negative_slope](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor slope = scalar_map(ctx.saved(0), [negative_slope](auto v) { return v > 0 ? 1.0 : negative_slope; });
+      return TensorList{mul(gy, slope)};
+    });
+  }
+  return finish("leaky_relu", out);
+}
+
+Tensor elu(const Tensor& x, double alpha) {
+  dispatch_floating("elu", x, [](auto) { return 0; });
+  Tensor out = scalar_map(x, [alpha](auto v) { return v > 0 ? v : static_cast<decltype(v)>(alpha) * std::expm1(v); });
+  if (should_record({&x})) {
+    record("EluBackward", {x}, out, {x, out}, [alpha](const BackwardContext& ctx, const Tensor& gy) {
+      // x > 0: 1; otherwise alpha * exp(x) = out + alpha (a differentiable expression of out).
+      Tensor positive = mask_of(ctx.saved(0), [](auto v) { return v > 0; });
+      Tensor slope = add(positive, mul(rsub(positive, 1.0), add(ctx.saved(1), alpha)));
+      return TensorList{mul(gy, slope)};
+    });
+  }
+  return finish("elu", out);
+}
+
+Tensor gelu(const Tensor& x, const std::string& approximate) {
+  XG_CHECK(approximate == "none" || approximate == "tanh", "gelu: approximate must be \"none\" or \"tanh\", got \"{}\"", approximate);
+  dispatch_floating("gelu", x, [](auto) { return 0; });
+  const bool use_tanh = approximate == "tanh";
+  constexpr double kSqrt2OverPi = 0.7978845608028654, kCoeff = 0.044715;
+  Tensor out = scalar_map(x, [use_tanh](auto v) {
+    using T = decltype(v);
+    if (use_tanh) return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(kCoeff) * v * v * v)));
+    return T(0.5) * v * (T(1) + std::erf(v * T(M_SQRT1_2)));
+  });
+  if (should_record({&x})) {
+    record("GeluBackward", {x}, out, {x}, [use_tanh](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& v = ctx.saved(0);
+      if (use_tanh) {
+        Tensor inner = mul(add(v, mul(mul(mul(v, v), v), kCoeff)), kSqrt2OverPi);
+        Tensor th = tanh(inner);
+        Tensor d_inner = mul(add(mul(mul(v, v), 3.0 * kCoeff), 1.0), kSqrt2OverPi);
+        Tensor slope = add(mul(add(th, 1.0), 0.5), mul(mul(mul(v, rsub(mul(th, th), 1.0)), d_inner), 0.5));
+        return TensorList{mul(gy, slope)};
+      }
+      Tensor cdf = mul(add(erf(mul(v, M_SQRT1_2)), 1.0), 0.5);
+      Tensor pdf = mul(exp(mul(mul(v, v), -0.5)), 1.0 / std::sqrt(2.0 * M_PI));
+      return TensorList{mul(gy, add(cdf, mul(v, pdf)))};
+    });
+  }
+  return finish("gelu", out);
+}
+
+Tensor softplus(const Tensor& x, double beta, double threshold) {
+  dispatch_floating("softplus", x, [](auto) { return 0; });
+  XG_CHECK(beta != 0 && std::isfinite(beta), "softplus: beta must be finite and nonzero, got {}", beta);
+  Tensor out = scalar_map(x, [beta, threshold](auto v) {
+    using T = decltype(v);
+    T z = v * static_cast<T>(beta);
+    return z > static_cast<T>(threshold) ? v : std::log1p(std::exp(z)) / static_cast<T>(beta);
+  });
+  if (should_record({&x})) {
+    record("SoftplusBackward", {x}, out, {x}, [beta, threshold](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor z = mul(ctx.saved(0), beta);
+      Tensor linear = mask_of(z, [threshold](auto v) { return v > threshold; });
+      Tensor slope = add(linear, mul(rsub(linear, 1.0), sigmoid(z)));
+      return TensorList{mul(gy, slope)};
+    });
+  }
+  return finish("softplus", out);
+}
+
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max) {
+  detail::check_defined("clamp", x);
+  XG_CHECK(min.has_value() || max.has_value(), "clamp: at least one of min and max must be given");
+  XG_CHECK(!(min && std::isnan(*min)) && !(max && std::isnan(*max)), "clamp: bounds must not be NaN");
+  const double lo = min.value_or(-INFINITY), hi = max.value_or(INFINITY);
+  Tensor out = scalar_map(x, [lo, hi](auto v) {
+    double d = static_cast<double>(v);
+    // PyTorch: when min > max, every element becomes max.
+    return static_cast<decltype(v)>(std::min(std::max(d, lo), hi));
+  });
+  if (should_record({&x})) {
+    record("ClampBackward", {x}, out, {x}, [lo, hi](const BackwardContext& ctx, const Tensor& gy) {
+      return TensorList{mul(gy, mask_of(ctx.saved(0), [lo, hi](auto v) { return v >= lo && v <= hi; }))};
+    });
+  }
+  return finish("clamp", out);
+}
+
+Tensor to_dtype(const Tensor& x, Dtype target) {
+  detail::check_defined("to", x);
+  if (x.dtype() == target) return x;
+  Tensor out = dispatch(x.dtype(), [&](auto from) {
+    using From = decltype(from);
+    return dispatch(target, [&](auto to) {
+      using To = decltype(to);
+      const Array<From>& in = x.array<From>();
+      Array<To> result(in.shape());
+      std::transform(in.begin(), in.end(), result.begin(), [](From v) { return static_cast<To>(v); });
+      return detail::make_tensor(std::move(result));
+    });
+  });
+  if (is_floating(target) && should_record({&x})) {
+    Dtype source = x.dtype();
+    record("ToCopyBackward", {x}, out, {}, [source](const BackwardContext&, const Tensor& gy) { return TensorList{to_dtype(gy, source)}; });
+  }
+  return out;
+}
+
+// ---- operators -----------------------------------------------------------------------------------
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, double b) { return div(a, b); }
+Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+Tensor operator-(double a, const Tensor& b) { return rsub(b, a); }
+Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(double a, const Tensor& b) { return rdiv(b, a); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
+Tensor operator==(const Tensor& a, double b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, double b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, double b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, double b) { return le(a, b); }
+Tensor operator>(const Tensor& a, double b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, double b) { return ge(a, b); }
+Tensor& operator+=(Tensor& a, const Tensor& b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, const Tensor& b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, const Tensor& b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, const Tensor& b) { return a.div_(b); }
+Tensor& operator+=(Tensor& a, double b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, double b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, double b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, double b) { return a.div_(b); }
+
+// ---- in-place --------------------------------------------------------------------------------------
+namespace {
+
+void check_inplace(const char* op, const Tensor& self) {
+  XG_CHECK(self.defined(), "{}: the tensor is undefined", op);
+  XG_CHECK(!(self.is_leaf() && self.requires_grad() && autograd::GradMode::is_enabled()),
+           "{}: a leaf tensor that requires grad is being used in an in-place operation (do parameter updates "
+           "inside an xg::NoGradGuard scope)",
+           op);
+}
+
+/// A copy of self's data with self's place in the graph: the input an in-place op records, so the
+/// op's saved tensors are not the storage it is about to overwrite.
+Tensor history_snapshot(const Tensor& self) {
+  auto impl = detail::make_impl(std::make_shared<Storage>(Storage{self.impl()->storage->array, 0}), self.requires_grad());
+  impl->grad_fn = self.grad_fn();
+  impl->output_nr = self.impl()->output_nr;
+  return Tensor(std::move(impl));
+}
+
+/// Writes `result` into self's storage (bumping its version) and, when result was recorded, makes
+/// result's node self's history (PyTorch's rebase_history).
+void commit_inplace(const char* op, Tensor& self, const Tensor& result) {
+  XG_CHECK(result.shape() == self.shape(),
+           "{}: the result of shape {} cannot be written in place into a tensor of shape {} (broadcasting "
+           "would change the target's shape)",
+           op, shape_string(result.shape()), shape_string(self.shape()));
+  dispatch(self.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& src = result.array<T>();
+    std::copy(src.begin(), src.end(), self.array<T>().begin());
+  });
+  ++self.impl()->storage->version;
+  if (result.requires_grad()) {
+    self.impl()->grad_fn = result.grad_fn();
+    self.impl()->output_nr = result.impl()->output_nr;
+    self.impl()->requires_grad = true;
+  }
+}
+
+/// self = f(self, other) in place, other broadcast to self's shape.
+template <class F>
+void inplace_binary(const char* op, Tensor& self, const Tensor& other, F f) {
+  detail::check_same_dtype(op, self, other);
+  const Shape ss = self.shape(), so = other.shape();
+  XG_CHECK(detail::broadcast_shapes(op, ss, so) == ss, "{}: the operand of shape {} does not broadcast to the in-place target's shape {}",
+           op, shape_string(so), shape_string(ss));
+  dispatch(self.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* data = self.array<T>().data();
+    detail::broadcast_loop(data, ss, other.array<T>().data(), so, data, ss, [&](T x, T y) { return static_cast<T>(f(x, y)); });
+  });
+  ++self.impl()->storage->version;
+}
+
+template <class F>
+void inplace_scalar(Tensor& self, F f) {
+  dispatch(self.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (T& v : self.array<T>()) v = static_cast<T>(f(v));
+  });
+  ++self.impl()->storage->version;
+}
+
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_inplace("add_", *this);
+  if (should_record({this, &other})) commit_inplace("add_", *this, add(history_snapshot(*this), other, alpha));
+  else inplace_binary("add_", *this, other, [alpha](auto x, auto y) { return x + alpha * y; });
+  return *this;
+}
+
+Tensor& Tensor::sub_(const Tensor& other, double alpha) { return add_(other, -alpha); }
+
+Tensor& Tensor::mul_(const Tensor& other) {
+  check_inplace("mul_", *this);
+  if (should_record({this, &other})) commit_inplace("mul_", *this, mul(history_snapshot(*this), other));
+  else inplace_binary("mul_", *this, other, [](auto x, auto y) { return x * y; });
+  return *this;
+}
+
+Tensor& Tensor::div_(const Tensor& other) {
+  check_inplace("div_", *this);
+  XG_CHECK(is_floating_point(), "div_: expected a floating-point tensor, got {}", dtype());
+  if (should_record({this, &other})) commit_inplace("div_", *this, div(history_snapshot(*this), other));
+  else inplace_binary("div_", *this, other, [](auto x, auto y) { return x / y; });
+  return *this;
+}
+
+Tensor& Tensor::add_(double other) {
+  check_inplace("add_", *this);
+  if (should_record({this})) commit_inplace("add_", *this, add(history_snapshot(*this), other));
+  else inplace_scalar(*this, [other](auto v) { return v + other; });
+  return *this;
+}
+
+Tensor& Tensor::sub_(double other) { return add_(-other); }
+
+Tensor& Tensor::mul_(double other) {
+  check_inplace("mul_", *this);
+  if (should_record({this})) commit_inplace("mul_", *this, mul(history_snapshot(*this), other));
+  else inplace_scalar(*this, [other](auto v) { return v * other; });
+  return *this;
+}
+
+Tensor& Tensor::div_(double other) {
+  XG_CHECK(defined() && is_floating_point(), "div_: expected a floating-point tensor");
+  return mul_(1.0 / other);
+}
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace("fill_", *this);
+  inplace_scalar(*this, [value](auto) { return value; });
+  // The new values do not depend on the old ones: the tensor leaves the graph.
+  if (!is_leaf() && autograd::GradMode::is_enabled()) {
+    impl_->grad_fn.reset();
+    impl_->requires_grad = false;
+  }
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace("copy_", *this);
+  detail::check_defined("copy_", src);
+  XG_CHECK(detail::broadcast_shapes("copy_", shape(), src.shape()) == shape(),
+           "copy_: the source of shape {} does not broadcast to the destination's shape {}", shape_string(src.shape()),
+           shape_string(shape()));
+  Tensor converted = to_dtype(src, dtype());
+  Tensor result = converted.shape() == shape() ? (converted.is_same(src) ? src.clone() : converted) : xg::expand(converted, shape());
+  if (should_record({&src})) {
+    commit_inplace("copy_", *this, result);
+  } else {
+    commit_inplace("copy_", *this, result.detach());
+    if (!is_leaf() && autograd::GradMode::is_enabled()) {
+      impl_->grad_fn.reset();
+      impl_->requires_grad = false;
+    }
+  }
+  return *this;
+}
+
+}  // namespace xg

@@ -1,0 +1,191 @@
+// Matrix products through BLAS. One primitive, gemm(a, b, transpose_a, transpose_b), computes
+// op(a) * op(b) for matrices or batches of them; its backward is two more gemm calls with the
+// transpose flags worked out below, so no transposed copy is ever made and second derivatives work.
+#include <cblas.h>
+
+#include "xgrad/autograd/kernels.hpp"
+
+namespace xg {
+
+using autograd::BackwardContext;
+using autograd::record;
+using autograd::should_record;
+
+namespace {
+
+template <class T>
+void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
+  const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
+  const auto lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n), ldc = static_cast<int>(n);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (beta == T(0)) std::fill(c, c + m * n, T(0));
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0f, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0, a, lda, b, ldb, beta, c, ldc);
+}
+
+void check_float_matrix(const char* op, const Tensor& x) {
+  detail::check_defined(op, x);
+  XG_CHECK(x.is_floating_point(), "{}: expected float32 or float64 operands, got {}", op, x.dtype());
+}
+
+}  // namespace
+
+Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  check_float_matrix("gemm", a);
+  check_float_matrix("gemm", b);
+  detail::check_same_dtype("gemm", a, b);
+  const Shape sa = a.shape(), sb = b.shape();
+  XG_CHECK((sa.size() == 2 && sb.size() == 2) || (sa.size() == 3 && sb.size() == 3),
+           "gemm: expected two 2-D or two 3-D operands, got shapes {} and {}", shape_string(sa), shape_string(sb));
+  const bool batched = sa.size() == 3;
+  const int64_t batch = batched ? sa[0] : 1;
+  if (batched)
+    XG_CHECK(sb[0] == batch, "bmm: batch sizes differ: {} and {} (shapes {} and {})", sa[0], sb[0], shape_string(sa), shape_string(sb));
+  const size_t r = batched ? 1 : 0;
+  const int64_t m = ta ? sa[r + 1] : sa[r], k = ta ? sa[r] : sa[r + 1];
+  const int64_t kb = tb ? sb[r + 1] : sb[r], n = tb ? sb[r] : sb[r + 1];
+  XG_CHECK(k == kb, "matmul: cannot multiply {}{} by {}{}: inner dimensions {} and {} differ", shape_string(sa), ta ? "^T" : "",
+           shape_string(sb), tb ? "^T" : "", k, kb);
+  Shape out_shape = batched ? Shape{batch, m, n} : Shape{m, n};
+  Tensor out = detail::dispatch_floating("gemm", a, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> c = detail::new_array<T>(out_shape);
+    const T* pa = a.array<T>().data();
+    const T* pb = b.array<T>().data();
+    for (int64_t i = 0; i < batch; ++i) gemm_call<T>(ta, tb, m, n, k, pa + i * m * k, pb + i * k * n, T(0), c.data() + i * m * n);
+    return detail::make_tensor(std::move(c));
+  });
+  if (should_record({&a, &b})) {
+    record("MmBackward", {a, b}, out, {a, b}, [ta, tb](const BackwardContext& ctx, const Tensor& gy) {
+      const Tensor& x = ctx.saved(0);
+      const Tensor& y = ctx.saved(1);
+      Tensor ga, gb;
+      // C = op(A) op(B): dA = gy op(B)^T (transposed back when A was used transposed), likewise dB.
+      if (ctx.needs_grad(0)) ga = ta ? gemm(y, gy, tb, true) : gemm(gy, y, false, !tb);
+      if (ctx.needs_grad(1)) gb = tb ? gemm(gy, x, true, ta) : gemm(x, gy, !ta, false);
+      return TensorList{ga, gb};
+    });
+  }
+  return out;
+}
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  check_float_matrix("mm", a);
+  check_float_matrix("mm", b);
+  XG_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
+  return gemm(a, b, false, false);
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_float_matrix("bmm", a);
+  check_float_matrix("bmm", b);
+  XG_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
+  return gemm(a, b, false, false);
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  check_float_matrix("dot", a);
+  check_float_matrix("dot", b);
+  XG_CHECK(a.dim() == 1 && b.dim() == 1, "dot: expected 1-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
+  XG_CHECK(a.numel() == b.numel(), "dot: inconsistent tensor sizes: {} and {}", a.numel(), b.numel());
+  return sum(mul(a, b));
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_float_matrix("matmul", a);
+  check_float_matrix("matmul", b);
+  detail::check_same_dtype("matmul", a, b);
+  const int64_t da = a.dim(), db = b.dim();
+  XG_CHECK(da >= 1 && db >= 1, "matmul: both arguments need at least 1 dimension, got shapes {} and {}", shape_string(a.shape()),
+           shape_string(b.shape()));
+  if (da == 1 && db == 1) {
+    XG_CHECK(a.numel() == b.numel(), "matmul: cannot multiply {} by {}: inner dimensions {} and {} differ", shape_string(a.shape()),
+             shape_string(b.shape()), a.numel(), b.numel());
+    return dot(a, b);
+  }
+  if (da == 2 && db == 2) return gemm(a, b, false, false);
+  if (da == 1 && db == 2) return squeeze(gemm(unsqueeze(a, 0), b, false, false), 0);
+  if (da == 2 && db == 1) return squeeze(gemm(a, unsqueeze(b, 1), false, false), 1);
+  if (da >= 3 && db <= 2) {
+    // Fold the batch into rows: one GEMM.
+    Shape sa = a.shape();
+    const int64_t k = sa.back();
+    Tensor rows = reshape(a, {-1, k});
+    Tensor right = db == 1 ? unsqueeze(b, 1) : b;
+    Tensor product = gemm(rows, right, false, false);
+    Shape out_shape(sa.begin(), sa.end() - 1);
+    if (db == 2) out_shape.push_back(b.shape()[1]);
+    return reshape(product, out_shape);
+  }
+  // General batched case: broadcast the batch dimensions, then one bmm.
+  Tensor left = da == 1 ? unsqueeze(a, 0) : a;
+  Tensor right = db == 1 ? unsqueeze(b, 1) : b;
+  Shape sl = left.shape(), sr = right.shape();
+  Shape batch_l(sl.begin(), sl.end() - 2), batch_r(sr.begin(), sr.end() - 2);
+  Shape batch = detail::broadcast_shapes("matmul", batch_l, batch_r);
+  const int64_t n = sl[sl.size() - 2], k = sl.back(), k2 = sr[sr.size() - 2], m = sr.back();
+  XG_CHECK(k == k2, "matmul: cannot multiply {} by {}: inner dimensions {} and {} differ", shape_string(a.shape()), shape_string(b.shape()), k, k2);
+  Shape el = batch, er = batch;
+  el.push_back(n);
+  el.push_back(k);
+  er.push_back(k);
+  er.push_back(m);
+  const int64_t count = detail::shape_numel(batch);
+  Tensor product = gemm(reshape(expand(left, el), {count, n, k}), reshape(expand(right, er), {count, k, m}), false, false);
+  Shape out_shape = batch;
+  if (da != 1) out_shape.push_back(n);
+  if (db != 1) out_shape.push_back(m);
+  return reshape(product, out_shape);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float_matrix("linear", x);
+  check_float_matrix("linear", weight);
+  detail::check_same_dtype("linear", x, weight);
+  XG_CHECK(weight.dim() == 2, "linear: expected a 2-D weight [out_features, in_features], got shape {}", shape_string(weight.shape()));
+  const Shape sx = x.shape(), sw = weight.shape();
+  const int64_t out_features = sw[0], in_features = sw[1];
+  XG_CHECK(x.dim() >= 1 && sx.back() == in_features,
+           "linear: input of shape {} does not match weight of shape {}: expected the last input dimension to be in_features = {}, got {}",
+           shape_string(sx), shape_string(sw), in_features, x.dim() >= 1 ? sx.back() : 0);
+  if (bias.defined()) {
+    detail::check_same_dtype("linear", x, bias);
+    XG_CHECK(bias.dim() == 1 && bias.numel() == out_features, "linear: expected a bias of shape [{}], got {}", out_features,
+             shape_string(bias.shape()));
+  }
+  const int64_t rows = x.numel() / std::max<int64_t>(in_features, 1);
+  Shape out_shape(sx.begin(), sx.end() - 1);
+  out_shape.push_back(out_features);
+  Tensor out = detail::dispatch_floating("linear", x, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> y = detail::new_array<T>(out_shape);
+    T beta = 0;
+    if (bias.defined()) {
+      // Pre-fill with the bias and let GEMM accumulate onto it (beta = 1): the bias costs no extra pass.
+      const T* pb = bias.array<T>().data();
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(pb, out_features, y.data() + r * out_features);
+      beta = 1;
+    }
+    gemm_call<T>(false, true, rows, out_features, in_features, x.array<T>().data(), weight.array<T>().data(), beta, y.data());
+    return detail::make_tensor(std::move(y));
+  });
+  if (should_record({&x, &weight, &bias})) {
+    record("LinearBackward", {x, weight, bias}, out, {x, weight}, [sx, in_features](const BackwardContext& ctx, const Tensor& gy) {
+      const int64_t out_features = ctx.input_shape(1)[0];
+      Tensor gy2 = reshape(gy, {-1, out_features});
+      Tensor gx, gw, gb;
+      if (ctx.needs_grad(0)) gx = reshape(gemm(gy2, ctx.saved(1), false, false), sx);
+      if (ctx.needs_grad(1)) gw = gemm(gy2, reshape(ctx.saved(0), {-1, in_features}), true, false);
+      if (ctx.needs_grad(2)) gb = sum(gy2, {0});
+      return TensorList{gx, gw, gb};
+    });
+  }
+  return out;
+}
+
+}  // namespace xg

@@ -1,0 +1,376 @@
+#include "xgrad/autograd/tensor.hpp"
+
+#include <cmath>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <sstream>
+
+#include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/random.hpp"
+
+namespace xg {
+
+namespace detail {
+
+std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(storage);
+  impl->requires_grad = requires_grad;
+  return impl;
+}
+
+void throw_dtype_access(Dtype have, Dtype want) {
+  XG_ERROR("array: the tensor holds {} elements, but {} elements were requested", have, want);
+}
+
+std::vector<int64_t> normalize_dims(const char* op, const std::vector<int64_t>& dims, int64_t ndim) {
+  std::vector<int64_t> result;
+  if (dims.empty()) {
+    for (int64_t d = 0; d < ndim; ++d) result.push_back(d);
+    return result;
+  }
+  for (int64_t d : dims) result.push_back(normalize_dim(op, d, ndim));
+  std::sort(result.begin(), result.end());
+  XG_CHECK(std::adjacent_find(result.begin(), result.end()) == result.end(), "{}: dim appears more than once in {}", op,
+           fmt::format("{}", dims));
+  if (ndim == 0) result.clear();  // reducing a 0-D tensor over dim 0 is the identity
+  return result;
+}
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  if (a == b) return a;
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    XG_CHECK(da == db || da == 1 || db == 1,
+             "{}: shapes {} and {} cannot be broadcast together (dimension {}: {} vs {})", op, shape_string(a),
+             shape_string(b), i, da, db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+void broadcast_strides(const Shape& shape, const Shape& out_shape, int64_t* strides) {
+  const size_t n = out_shape.size();
+  const size_t offset = n - shape.size();
+  int64_t stride = 1;
+  for (size_t i = n; i-- > 0;) {
+    if (i < offset) {
+      strides[i] = 0;
+      continue;
+    }
+    int64_t dim = shape[i - offset];
+    strides[i] = (dim == 1 && out_shape[i] != 1) ? 0 : stride;
+    stride *= dim;
+  }
+}
+
+}  // namespace detail
+
+// ---- basic queries ---------------------------------------------------------------------------
+Dtype Tensor::dtype() const {
+  XG_CHECK(defined(), "dtype: the tensor is undefined");
+  return static_cast<Dtype>(impl_->storage->array.index());
+}
+
+Shape Tensor::shape() const {
+  XG_CHECK(defined(), "shape: the tensor is undefined");
+  return std::visit([](const auto& a) { return detail::shape_of(a); }, impl_->storage->array);
+}
+
+int64_t Tensor::dim() const {
+  XG_CHECK(defined(), "dim: the tensor is undefined");
+  return std::visit([](const auto& a) { return static_cast<int64_t>(a.dimension()); }, impl_->storage->array);
+}
+
+int64_t Tensor::numel() const {
+  XG_CHECK(defined(), "numel: the tensor is undefined");
+  return std::visit([](const auto& a) { return static_cast<int64_t>(a.size()); }, impl_->storage->array);
+}
+
+int64_t Tensor::size(int64_t d) const {
+  Shape s = shape();
+  return s.empty() ? 1 : s[detail::normalize_dim("size", d, static_cast<int64_t>(s.size()))];
+}
+
+// ---- autograd metadata -----------------------------------------------------------------------
+Tensor& Tensor::requires_grad_(bool requires) {
+  XG_CHECK(defined(), "requires_grad_: the tensor is undefined");
+  XG_CHECK(!requires || is_floating_point(),
+           "requires_grad_: only floating-point tensors (float32, float64) can require gradients, got {}", dtype());
+  XG_CHECK(requires || is_leaf(),
+           "requires_grad_: you can only change requires_grad of leaf tensors; use detach() for a non-leaf");
+  impl_->requires_grad = requires;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  XG_CHECK(defined(), "grad: the tensor is undefined");
+  return impl_->grad ? Tensor(impl_->grad) : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& grad) const {
+  XG_CHECK(defined(), "set_grad: the tensor is undefined");
+  if (grad.defined()) {
+    XG_CHECK(grad.shape() == shape() && grad.dtype() == dtype(),
+             "set_grad: expected a gradient of shape {} and dtype {}, got shape {} and dtype {}", shape_string(shape()),
+             dtype(), shape_string(grad.shape()), grad.dtype());
+  }
+  impl_->grad = grad.impl();
+}
+
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<autograd::Node> none;
+  return impl_ ? impl_->grad_fn : none;
+}
+
+Tensor Tensor::detach() const {
+  XG_CHECK(defined(), "detach: the tensor is undefined");
+  return Tensor(detail::make_impl(impl_->storage, false));
+}
+
+Tensor& Tensor::detach_() {
+  XG_CHECK(defined(), "detach_: the tensor is undefined");
+  impl_->grad_fn.reset();
+  impl_->requires_grad = false;
+  return *this;
+}
+
+void Tensor::retain_grad() const {
+  XG_CHECK(defined() && requires_grad(), "retain_grad: can't retain_grad on a tensor that doesn't require grad");
+  if (is_leaf() || impl_->retains_grad) return;
+  impl_->retains_grad = true;
+  impl_->grad_fn->retained.emplace_back(impl_->output_nr, impl_);
+}
+
+unsigned Tensor::register_hook(TensorHook hook) const {
+  XG_CHECK(defined() && requires_grad(), "register_hook: cannot register a hook on a tensor that doesn't require gradient");
+  if (is_leaf()) {
+    unsigned id = impl_->next_hook_id++;
+    impl_->hooks.emplace_back(id, std::move(hook));
+    return id;
+  }
+  return impl_->grad_fn->add_pre_hook(impl_->output_nr, std::move(hook));
+}
+
+void Tensor::remove_hook(unsigned handle) const {
+  XG_CHECK(defined(), "remove_hook: the tensor is undefined");
+  if (is_leaf()) {
+    auto& hooks = impl_->hooks;
+    hooks.erase(std::remove_if(hooks.begin(), hooks.end(), [&](const auto& h) { return h.first == handle; }), hooks.end());
+  } else {
+    impl_->grad_fn->remove_pre_hook(handle);
+  }
+}
+
+uint64_t Tensor::_version() const {
+  XG_CHECK(defined(), "_version: the tensor is undefined");
+  return impl_->storage->version;
+}
+
+Tensor Tensor::to(Dtype target) const { return to_dtype(*this, target); }
+
+// ---- factories -------------------------------------------------------------------------------
+namespace {
+template <class Fill>
+Tensor make_filled(const char* op, const Shape& shape, TensorOptions options, Fill fill) {
+  for (int64_t s : shape) XG_CHECK(s >= 0, "{}: negative dimension {} in shape {}", op, s, shape_string(shape));
+  Tensor result = detail::dispatch(options.dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    Array<T> array = detail::new_array<T>(shape);
+    fill(array);
+    return detail::make_tensor(std::move(array));
+  });
+  if (options.requires_grad_) result.requires_grad_(true);
+  return result;
+}
+}  // namespace
+
+Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptions options) {
+  Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
+  XG_CHECK(detail::shape_numel(s) == static_cast<int64_t>(values.size()),
+           "tensor: {} values cannot fill shape {} ({} elements)", values.size(), shape_string(s), detail::shape_numel(s));
+  return make_filled("tensor", s, options, [&](auto& a) { std::copy(values.begin(), values.end(), a.begin()); });
+}
+
+Tensor tensor(std::initializer_list<double> values, TensorOptions options) {
+  return tensor(std::vector<double>(values), {}, options);
+}
+
+Tensor scalar_tensor(double value, TensorOptions options) {
+  return make_filled("scalar_tensor", {}, options, [&](auto& a) { *a.data() = static_cast<typename std::decay_t<decltype(a)>::value_type>(value); });
+}
+
+Tensor empty(const Shape& shape, TensorOptions options) {
+  return make_filled("empty", shape, options, [](auto&) {});
+}
+
+Tensor full(const Shape& shape, double value, TensorOptions options) {
+  return make_filled("full", shape, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    std::fill(a.begin(), a.end(), static_cast<T>(value));
+  });
+}
+Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
+Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+Tensor zeros_like(const Tensor& like, std::optional<Dtype> dtype) { return zeros(like.shape(), dtype.value_or(like.dtype())); }
+Tensor ones_like(const Tensor& like, std::optional<Dtype> dtype) { return ones(like.shape(), dtype.value_or(like.dtype())); }
+Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype) {
+  return full(like.shape(), value, dtype.value_or(like.dtype()));
+}
+
+Tensor arange(double end, TensorOptions options) { return arange(0, end, 1, options); }
+
+Tensor arange(double start, double end, double step, TensorOptions options) {
+  XG_CHECK(step != 0, "arange: step must be nonzero");
+  XG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange: start, end and step must be finite");
+  XG_CHECK((end - start) / step >= 0, "arange: upper bound and larger bound inconsistent with step sign (start {}, end {}, step {})",
+           start, end, step);
+  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  return make_filled("arange", {n}, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    for (int64_t i = 0; i < n; ++i) a.data()[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  });
+}
+
+Tensor eye(int64_t n, std::optional<int64_t> m, TensorOptions options) {
+  int64_t cols = m.value_or(n);
+  XG_CHECK(n >= 0 && cols >= 0, "eye: expected non-negative sizes, got {} x {}", n, cols);
+  return make_filled("eye", {n, cols}, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    std::fill(a.begin(), a.end(), T(0));
+    for (int64_t i = 0; i < std::min(n, cols); ++i) a.data()[i * cols + i] = T(1);
+  });
+}
+
+Tensor rand(const Shape& shape, TensorOptions options) {
+  XG_CHECK(is_floating(options.dtype_), "rand: expected a floating-point dtype, got {}", options.dtype_);
+  return make_filled("rand", shape, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    std::uniform_real_distribution<double> dist(0.0, 1.0);
+    auto lock = random::lock_generator();
+    for (T& v : a) v = static_cast<T>(dist(random::generator()));
+  });
+}
+
+Tensor randn(const Shape& shape, TensorOptions options) {
+  XG_CHECK(is_floating(options.dtype_), "randn: expected a floating-point dtype, got {}", options.dtype_);
+  return make_filled("randn", shape, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    std::normal_distribution<double> dist(0.0, 1.0);
+    auto lock = random::lock_generator();
+    for (T& v : a) v = static_cast<T>(dist(random::generator()));
+  });
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options) {
+  XG_CHECK(low < high, "randint: expected low < high, got low={} high={}", low, high);
+  return make_filled("randint", shape, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    std::uniform_int_distribution<int64_t> dist(low, high - 1);
+    auto lock = random::lock_generator();
+    for (T& v : a) v = static_cast<T>(dist(random::generator()));
+  });
+}
+
+Tensor rand_like(const Tensor& like) { return rand(like.shape(), like.dtype()); }
+Tensor randn_like(const Tensor& like) { return randn(like.shape(), like.dtype()); }
+
+Tensor randperm(int64_t n) {
+  XG_CHECK(n >= 0, "randperm: expected n >= 0, got {}", n);
+  Array<int64_t> a = detail::new_array<int64_t>({n});
+  std::iota(a.begin(), a.end(), int64_t{0});
+  auto lock = random::lock_generator();
+  auto& gen = random::generator();
+  // Fisher-Yates with our own index draw, so the sequence does not depend on the standard library.
+  for (int64_t i = n - 1; i > 0; --i) {
+    auto j = static_cast<int64_t>(gen() % static_cast<uint64_t>(i + 1));
+    std::swap(a.data()[i], a.data()[j]);
+  }
+  return detail::make_tensor(std::move(a));
+}
+
+void manual_seed(uint64_t seed) { random::seed(seed); }
+
+// ---- comparison of whole tensors -------------------------------------------------------------
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  detail::check_same_dtype("allclose", a, b);
+  XG_CHECK(a.shape() == b.shape(), "allclose: shapes differ: {} vs {}", shape_string(a.shape()), shape_string(b.shape()));
+  return detail::dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Array<T>& x = a.array<T>();
+    const Array<T>& y = b.array<T>();
+    for (size_t i = 0; i < x.size(); ++i) {
+      double u = static_cast<double>(x.data()[i]), v = static_cast<double>(y.data()[i]);
+      if (std::isnan(u) || std::isnan(v)) return false;
+      if (u == v) continue;
+      if (!(std::abs(u - v) <= atol + rtol * std::abs(v))) return false;
+    }
+    return true;
+  });
+}
+
+bool equal(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  return detail::dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    return std::equal(a.array<T>().begin(), a.array<T>().end(), b.array<T>().begin());
+  });
+}
+
+// ---- printing --------------------------------------------------------------------------------
+std::string shape_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+namespace {
+template <class T>
+void print_elements(std::ostringstream& out, const T* data, const Shape& shape, size_t dim, int64_t offset,
+                    const std::vector<int64_t>& strides, bool summarize, int indent) {
+  constexpr int64_t kEdge = 3;
+  auto element = [&](int64_t i) {
+    if constexpr (std::is_floating_point_v<T>) out << fmt::format("{:.4f}", data[i]);
+    else out << data[i];
+  };
+  if (dim == shape.size()) {
+    element(offset);
+    return;
+  }
+  out << '[';
+  int64_t n = shape[dim];
+  for (int64_t i = 0; i < n; ++i) {
+    if (summarize && n > 2 * kEdge && i == kEdge) {
+      out << "...";
+      i = n - kEdge - 1;
+      out << (dim + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+      continue;
+    }
+    print_elements(out, data, shape, dim + 1, offset + i * strides[dim], strides, summarize, indent + 1);
+    if (i + 1 < n) out << (dim + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+  }
+  out << ']';
+}
+}  // namespace
+
+std::string Tensor::toString() const {
+  if (!defined()) return "[ undefined Tensor ]";
+  std::ostringstream out;
+  out << "tensor(";
+  Shape s = shape();
+  std::vector<int64_t> strides(s.size(), 1);
+  for (size_t i = s.size(); i-- > 1;) strides[i - 1] = strides[i] * s[i];
+  detail::dispatch(dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    print_elements(out, array<T>().data(), s, 0, 0, strides, numel() > 1000, 7);
+  });
+  if (dtype() != kFloat32) out << ", dtype=" << dtype_name(dtype());
+  if (grad_fn()) out << ", grad_fn=<" << grad_fn()->name() << ">";
+  else if (requires_grad()) out << ", requires_grad=true";
+  out << ")";
+  return out.str();
+}
+
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor) { return out << tensor.toString(); }
+
+}  // namespace xg

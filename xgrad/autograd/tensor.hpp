@@ -1,0 +1,304 @@
+#pragma once
+/// xg::Tensor: a reference-counted handle to an n-dimensional array (float32, float64 or int64) with
+/// the autograd metadata that lets ops record themselves on the tape. Copies of a Tensor share data,
+/// exactly as torch::Tensor handles do.
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "xgrad/autograd/allocator.hpp"
+#include "xgrad/autograd/dtype.hpp"
+#include "xgrad/autograd/error.hpp"
+
+namespace xg {
+
+/// A tensor's dimensions, outermost first (PyTorch's sizes()).
+using Shape = std::vector<int64_t>;
+
+/// The xtensor container behind every tensor: row-major, contiguous, from the caching allocator.
+template <class T>
+using Array = xt::xarray<T, xt::layout_type::row_major, CachingAllocator<T>>;
+
+/// A buffer shared by a tensor, its detached aliases and the saved copies autograd keeps. The version
+/// counter is bumped by every in-place change, so backward can detect data it needs being overwritten.
+struct Storage {
+  std::variant<Array<float>, Array<double>, Array<int64_t>> array;
+  uint64_t version = 0;
+};
+
+namespace autograd {
+class Node;
+}
+class Tensor;
+
+/// A gradient hook: receives the gradient, returns a replacement or an undefined Tensor to keep it.
+using TensorHook = std::function<Tensor(const Tensor&)>;
+
+/// Data plus autograd metadata. Users hold it through Tensor.
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  bool requires_grad = false;
+  bool retains_grad = false;
+  uint32_t output_nr = 0;                    // which output of grad_fn this tensor is
+  std::shared_ptr<autograd::Node> grad_fn;  // null for leaves
+  std::shared_ptr<TensorImpl> grad;         // accumulated gradient (leaves and retain_grad tensors)
+  std::vector<std::pair<unsigned, TensorHook>> hooks;  // leaf hooks, run before accumulation
+  unsigned next_hook_id = 0;
+  ~TensorImpl();  // releases deep graphs iteratively (no recursion down a 100k-node chain)
+};
+
+/// Creation options, as torch::TensorOptions: dtype and requires_grad.
+struct TensorOptions {
+  Dtype dtype_ = kFloat32;
+  bool requires_grad_ = false;
+  TensorOptions() = default;
+  TensorOptions(Dtype dtype) : dtype_(dtype) {}  // NOLINT: implicit like torch::kFloat64 -> options
+  TensorOptions& dtype(Dtype dtype) { dtype_ = dtype; return *this; }
+  TensorOptions& requires_grad(bool requires) { requires_grad_ = requires; return *this; }
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  /// Wraps an xtensor container (moved in, no copy).
+  template <class T>
+  explicit Tensor(Array<T> array);
+
+  bool defined() const { return impl_ != nullptr; }
+  Dtype dtype() const;
+  /// Dimensions, outermost first; sizes() is the PyTorch spelling.
+  Shape shape() const;
+  Shape sizes() const { return shape(); }
+  /// Size of one dimension; negative dims count from the end.
+  int64_t size(int64_t dim) const;
+  int64_t dim() const;
+  int64_t numel() const;
+  bool is_floating_point() const { return is_floating(dtype()); }
+
+  // ---- autograd -----------------------------------------------------------------------------
+  bool requires_grad() const { return impl_ && impl_->requires_grad; }
+  /// Marks a leaf as requiring gradients (float tensors only). Returns *this for chaining.
+  Tensor& requires_grad_(bool requires = true);
+  /// The accumulated gradient, or an undefined Tensor.
+  Tensor grad() const;
+  /// Replaces (or, with an undefined Tensor, clears) the accumulated gradient.
+  void set_grad(const Tensor& grad) const;
+  bool is_leaf() const { return !impl_ || !impl_->grad_fn; }
+  const std::shared_ptr<autograd::Node>& grad_fn() const;
+  /// Back-propagates from this tensor; gradient is required unless this is a one-element tensor.
+  /// retain_graph defaults to create_graph, as in PyTorch.
+  void backward(const Tensor& gradient = {}, std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
+  /// A new leaf sharing this tensor's data (and version counter), outside the graph.
+  Tensor detach() const;
+  Tensor& detach_();
+  /// Keeps .grad() of a non-leaf after backward.
+  void retain_grad() const;
+  bool retains_grad() const { return impl_ && impl_->retains_grad; }
+  /// Registers a gradient hook; returns a handle for remove_hook.
+  unsigned register_hook(TensorHook hook) const;
+  void remove_hook(unsigned handle) const;
+  /// How many in-place changes this tensor's data has seen.
+  uint64_t _version() const;
+
+  // ---- data ---------------------------------------------------------------------------------
+  /// The underlying xtensor container, for custom kernels. T must match dtype().
+  template <class T>
+  Array<T>& array() const;
+  template <class T>
+  T* data_ptr() const { return array<T>().data(); }
+  /// The value of a one-element tensor, converted to T.
+  template <class T>
+  T item() const;
+  /// Converts the dtype (differentiable between float types); same dtype returns *this.
+  Tensor to(Dtype dtype) const;
+  /// A copy with its own data; differentiable.
+  Tensor clone() const;
+  /// xgrad tensors are always contiguous; returns *this.
+  Tensor contiguous() const { return *this; }
+  bool is_contiguous() const { return true; }
+  std::string toString() const;
+
+  // ---- methods forwarding to the ops of the same name (see ops.hpp) ---------------------------
+  Tensor sum() const;
+  Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor max() const;
+  std::tuple<Tensor, Tensor> max(int64_t dim, bool keepdim = false) const;
+  Tensor min() const;
+  std::tuple<Tensor, Tensor> min(int64_t dim, bool keepdim = false) const;
+  Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor var(const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor std(const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor logsumexp(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor norm(double p = 2, const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
+  Tensor view(const Shape& shape) const;
+  Tensor reshape(const Shape& shape) const;
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor squeeze() const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor permute(const std::vector<int64_t>& dims) const;
+  Tensor transpose(int64_t dim0, int64_t dim1) const;
+  Tensor t() const;
+  Tensor expand(const Shape& shape) const;
+  Tensor expand_as(const Tensor& other) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor index_select(int64_t dim, const Tensor& index) const;
+  Tensor gather(int64_t dim, const Tensor& index) const;
+  Tensor masked_fill(const Tensor& mask, double value) const;
+  std::vector<Tensor> split(int64_t split_size, int64_t dim = 0) const;
+  std::vector<Tensor> chunk(int64_t chunks, int64_t dim = 0) const;
+  Tensor matmul(const Tensor& other) const;
+  Tensor mm(const Tensor& other) const;
+  Tensor bmm(const Tensor& other) const;
+  Tensor dot(const Tensor& other) const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor abs() const;
+  Tensor neg() const;
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor tanh() const;
+  Tensor sigmoid() const;
+  Tensor relu() const;
+  Tensor pow(double exponent) const;
+  Tensor pow(const Tensor& exponent) const;
+  Tensor clamp(std::optional<double> min, std::optional<double> max = std::nullopt) const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
+  Tensor eq(const Tensor& other) const;
+  Tensor ne(const Tensor& other) const;
+  Tensor lt(const Tensor& other) const;
+  Tensor le(const Tensor& other) const;
+  Tensor gt(const Tensor& other) const;
+  Tensor ge(const Tensor& other) const;
+
+  // ---- in-place (PyTorch's safety: version counter, no in-place on a leaf requiring grad) -------
+  Tensor& add_(const Tensor& other, double alpha = 1.0);
+  Tensor& add_(double other);
+  Tensor& sub_(const Tensor& other, double alpha = 1.0);
+  Tensor& sub_(double other);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(double other);
+  Tensor& div_(const Tensor& other);
+  Tensor& div_(double other);
+  Tensor& zero_();
+  Tensor& fill_(double value);
+  /// Copies src (broadcast to this shape, converted to this dtype) into this tensor.
+  Tensor& copy_(const Tensor& src);
+
+  const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+  /// True when both handles refer to the same tensor.
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+using TensorList = std::vector<Tensor>;
+
+// ---- construction --------------------------------------------------------------------------
+/// Makes a tensor from an xtensor container (moved in).
+template <class T>
+Tensor from_array(Array<T> array, bool requires_grad = false);
+/// Makes a tensor from any xtensor expression (evaluated into a new container).
+template <class E>
+Tensor from_xtensor(const xt::xexpression<E>& expression, bool requires_grad = false) {
+  using T = typename E::value_type;
+  Array<T> array = expression.derived_cast();
+  return from_array<T>(std::move(array), requires_grad);
+}
+/// Values in row-major order plus a shape; an empty shape means a 1-D tensor of all values.
+Tensor tensor(const std::vector<double>& values, const Shape& shape = {}, TensorOptions options = {});
+Tensor tensor(std::initializer_list<double> values, TensorOptions options = {});
+/// A zero-dimensional tensor holding one value.
+Tensor scalar_tensor(double value, TensorOptions options = {});
+Tensor empty(const Shape& shape, TensorOptions options = {});
+Tensor zeros(const Shape& shape, TensorOptions options = {});
+Tensor ones(const Shape& shape, TensorOptions options = {});
+Tensor full(const Shape& shape, double value, TensorOptions options = {});
+Tensor zeros_like(const Tensor& like, std::optional<Dtype> dtype = std::nullopt);
+Tensor ones_like(const Tensor& like, std::optional<Dtype> dtype = std::nullopt);
+Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype = std::nullopt);
+/// [0, end) and [start, end) by step, as torch::arange (default dtype int64 as in PyTorch for integers).
+Tensor arange(double end, TensorOptions options = TensorOptions(kInt64));
+Tensor arange(double start, double end, double step = 1, TensorOptions options = TensorOptions(kInt64));
+/// n x m identity (m defaults to n).
+Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, TensorOptions options = {});
+/// Uniform on [0, 1).
+Tensor rand(const Shape& shape, TensorOptions options = {});
+/// Standard normal.
+Tensor randn(const Shape& shape, TensorOptions options = {});
+/// Integers uniform on [low, high).
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options = TensorOptions(kInt64));
+Tensor rand_like(const Tensor& like);
+Tensor randn_like(const Tensor& like);
+/// A random permutation of 0..n-1 (int64).
+Tensor randperm(int64_t n);
+/// Seeds the global generator used by rand, randn, randint, randperm, dropout and shuffling.
+void manual_seed(uint64_t seed);
+
+/// |a - b| <= atol + rtol * |b| everywhere (same shape and dtype required).
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+/// Same shape, dtype and values.
+bool equal(const Tensor& a, const Tensor& b);
+
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
+/// "[2, 3]".
+std::string shape_string(const Shape& shape);
+
+// ---- template definitions ------------------------------------------------------------------
+namespace detail {
+std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad);
+[[noreturn]] void throw_dtype_access(Dtype have, Dtype want);
+}  // namespace detail
+
+template <class T>
+Tensor::Tensor(Array<T> array)
+    : impl_(detail::make_impl(std::make_shared<Storage>(Storage{std::move(array), 0}), false)) {}
+
+template <class T>
+Tensor from_array(Array<T> array, bool requires_grad) {
+  Tensor result(std::move(array));
+  if (requires_grad) result.requires_grad_(true);
+  return result;
+}
+
+template <class T>
+Array<T>& Tensor::array() const {
+  XG_CHECK(defined(), "array: the tensor is undefined");
+  auto* held = std::get_if<Array<T>>(&impl_->storage->array);
+  if (held == nullptr) detail::throw_dtype_access(dtype(), dtype_of<T>());
+  return *held;
+}
+
+template <class T>
+T Tensor::item() const {
+  XG_CHECK(defined(), "item: the tensor is undefined");
+  XG_CHECK(numel() == 1, "item: expected a tensor with one element, got shape {}", shape_string(shape()));
+  return std::visit([](const auto& a) { return static_cast<T>(*a.data()); }, impl_->storage->array);
+}
+
+}  // namespace xg
+
+template <>
+struct fmt::formatter<xg::Tensor> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const xg::Tensor& tensor, Context& ctx) const {
+    return fmt::formatter<std::string_view>::format(tensor.toString(), ctx);
+  }
+};
