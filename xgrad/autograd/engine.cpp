@@ -17,6 +17,8 @@ namespace autograd {
 namespace {
 thread_local bool grad_enabled = true;
 thread_local bool anomaly_enabled = false;
+// Set while a node's backward runs: its outputs are checked (and the node named) by the engine.
+thread_local bool inside_backward = false;
 std::atomic<uint64_t> next_sequence_nr{0};
 }  // namespace
 
@@ -219,7 +221,7 @@ bool all_finite(const Tensor& t) {
 }  // namespace
 
 void check_forward_anomaly(const char* op_name, const Tensor& output) {
-  if (!AnomalyMode::is_enabled() || !output.defined()) return;
+  if (!AnomalyMode::is_enabled() || inside_backward || !output.defined()) return;
   XG_CHECK(all_finite(output), "anomaly detected: {} produced NaN or Inf in its forward output of shape {}",
            op_name, shape_string(output.shape()));
 }
@@ -403,6 +405,11 @@ class GraphTask {
     TensorList input_grads;
     {
       AutoGradMode mode(create_graph_);
+      struct BackwardScope {
+        bool previous = inside_backward;
+        BackwardScope() { inside_backward = true; }
+        ~BackwardScope() { inside_backward = previous; }
+      } scope;
       input_grads = node->apply(std::move(grads));
     }
     if (!keep_graph_) node->release_saved();

@@ -1,0 +1,294 @@
+// Engine semantics: accumulation, shared subexpressions, retain_graph, no_grad, detach, hooks,
+// autograd::grad with create_graph, anomaly mode, deep graphs, and memory that stays bounded.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <thread>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xg;
+using Catch::Matchers::Contains;
+
+namespace {
+double value_at(const Tensor& t, int64_t i) { return t.to(kFloat64).data_ptr<double>()[i]; }
+}  // namespace
+
+TEST_CASE("a tensor used twice accumulates both paths (diamond)", "[engine]") {
+  Tensor x = tensor({1.5, -2.0}, kFloat64).requires_grad_();
+  Tensor a = x * 3.0;      // da/dx = 3
+  Tensor b = x * x;        // db/dx = 2x
+  Tensor y = (a * b).sum();  // y = 3x^3 -> dy/dx = 9x^2
+  y.backward();
+  CHECK(value_at(x.grad(), 0) == Approx(9 * 1.5 * 1.5));
+  CHECK(value_at(x.grad(), 1) == Approx(9 * 4.0));
+}
+
+TEST_CASE("gradients accumulate across backward calls until zeroed", "[engine]") {
+  Tensor x = tensor({2.0}, kFloat64).requires_grad_();
+  (x * x).sum().backward();
+  (x * x).sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(8.0));  // 2 * (2x)
+  x.grad().zero_();
+  (x * 5.0).sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(5.0));
+  x.set_grad(Tensor());
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("retain_graph allows a second backward; without it the graph is released", "[engine]") {
+  Tensor x = tensor({3.0}, kFloat64).requires_grad_();
+  Tensor y = (x * x).sum();
+  y.backward({}, true);
+  y.backward();
+  CHECK(value_at(x.grad(), 0) == Approx(12.0));
+  CHECK_THROWS_WITH(y.backward(), Contains("second time") && Contains("retain_graph"));
+}
+
+TEST_CASE("no_grad records nothing and is thread-local", "[engine]") {
+  Tensor x = randn({3}).requires_grad_();
+  {
+    NoGradGuard guard;
+    Tensor y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.is_leaf());
+    bool other_thread_records = false;
+    std::thread worker([&] { other_thread_records = (x * 2.0).requires_grad(); });
+    worker.join();
+    CHECK(other_thread_records);
+  }
+  CHECK((x * 2.0).requires_grad());
+}
+
+TEST_CASE("detach cuts the graph and shares data", "[engine]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor d = (x * 2.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  Tensor y = (x * d).sum();  // d is a constant: dy/dx = d = 2x
+  y.backward();
+  CHECK(value_at(x.grad(), 0) == Approx(2.0));
+  CHECK(value_at(x.grad(), 1) == Approx(4.0));
+  Tensor shared = x.detach();
+  {
+    NoGradGuard guard;
+    shared.mul_(10.0);
+  }
+  CHECK(value_at(x, 1) == Approx(20.0));  // same storage
+}
+
+TEST_CASE("retain_grad keeps a non-leaf gradient; leaves are the default", "[engine]") {
+  Tensor x = tensor({1.0, -1.0}, kFloat64).requires_grad_();
+  Tensor h = x * 3.0;
+  h.retain_grad();
+  Tensor y = (h * h).sum();
+  y.backward();
+  CHECK(value_at(h.grad(), 0) == Approx(6.0));  // 2h
+  CHECK(value_at(h.grad(), 1) == Approx(-6.0));
+  CHECK(value_at(x.grad(), 0) == Approx(18.0));  // 2h * 3
+  Tensor h2 = x * 1.0;
+  (h2 * 2.0).sum().backward();
+  CHECK_FALSE(h2.grad().defined());
+}
+
+TEST_CASE("hooks inspect and replace gradients of leaves and non-leaves", "[engine]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor seen;
+  unsigned handle = x.register_hook([&](const Tensor& g) {
+    seen = g.clone();
+    return g * 2.0;  // replace
+  });
+  Tensor h = x * 3.0;
+  h.register_hook([](const Tensor& g) { return g + 1.0; });
+  h.sum().backward();
+  // h's gradient 1 -> 2 by its hook; times 3 -> 6 reaches x; x's hook doubles it.
+  CHECK(value_at(seen, 0) == Approx(6.0));
+  CHECK(value_at(x.grad(), 0) == Approx(12.0));
+  x.remove_hook(handle);
+  x.set_grad(Tensor());
+  (x * 3.0).sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(3.0));
+}
+
+TEST_CASE("autograd::grad returns gradients without touching .grad()", "[engine]") {
+  Tensor x = tensor({0.5, 1.5}, kFloat64).requires_grad_();
+  Tensor w = tensor({2.0, -1.0}, kFloat64).requires_grad_();
+  Tensor y = (x * w).sum();
+  TensorList g = autograd::grad({y}, {x});
+  CHECK(value_at(g[0], 0) == Approx(2.0));
+  CHECK(value_at(g[0], 1) == Approx(-1.0));
+  CHECK_FALSE(x.grad().defined());
+  CHECK_FALSE(w.grad().defined());
+  Tensor unused = tensor({1.0}, kFloat64).requires_grad_();
+  Tensor y2 = (x * w).sum();
+  CHECK_THROWS_WITH(autograd::grad({y2}, {unused}, {}, true), Contains("not used"));
+  TensorList g2 = autograd::grad({y2}, {x, unused}, {}, std::nullopt, false, true);
+  CHECK_FALSE(g2[1].defined());
+}
+
+TEST_CASE("grad of a non-leaf intermediate", "[engine]") {
+  Tensor x = tensor({2.0}, kFloat64).requires_grad_();
+  Tensor h = x * x;       // 4
+  Tensor y = (h * 3.0).sum();
+  TensorList g = autograd::grad({y}, {h});
+  CHECK(value_at(g[0], 0) == Approx(3.0));
+}
+
+TEST_CASE("create_graph gives a Hessian-vector product", "[engine]") {
+  // f(x) = sum(x^3) / 3 + x0 * x1: H = diag(2x) + [[0,1],[1,0]].
+  Tensor x = tensor({1.5, -0.5}, kFloat64).requires_grad_();
+  Tensor f = (pow(x, 3.0) / 3.0).sum() + x.narrow(0, 0, 1).sum() * x.narrow(0, 1, 1).sum();
+  TensorList g = autograd::grad({f}, {x}, {}, std::nullopt, /*create_graph=*/true);
+  REQUIRE(g[0].requires_grad());
+  Tensor v = tensor({1.0, 2.0}, kFloat64);
+  TensorList hv = autograd::grad({(g[0] * v).sum()}, {x});
+  CHECK(value_at(hv[0], 0) == Approx(2 * 1.5 * 1.0 + 2.0));
+  CHECK(value_at(hv[0], 1) == Approx(1.0 + 2 * -0.5 * 2.0));
+}
+
+TEST_CASE("a gradient penalty differentiates through backward", "[engine]") {
+  // loss = (d/dx sum(w * x^2))^2 summed = sum((2 w x)^2); d loss / dw = 8 w x^2.
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor w = tensor({0.5, -1.0}, kFloat64).requires_grad_();
+  Tensor out = (w * x * x).sum();
+  TensorList gx = autograd::grad({out}, {x}, {}, std::nullopt, true);
+  Tensor penalty = (gx[0] * gx[0]).sum();
+  penalty.backward();
+  CHECK(value_at(w.grad(), 0) == Approx(8 * 0.5 * 1.0));
+  CHECK(value_at(w.grad(), 1) == Approx(8 * -1.0 * 4.0));
+}
+
+TEST_CASE("backward on a non-scalar needs a gradient of the same shape", "[engine]") {
+  Tensor x = randn({2, 3}, kFloat64).requires_grad_();
+  Tensor y = x * 2.0;
+  CHECK_THROWS_WITH(y.backward(), Contains("one element") && Contains("[2, 3]"));
+  CHECK_THROWS_WITH(y.backward(ones({3}, kFloat64)), Contains("[3]") && Contains("[2, 3]"));
+  y.backward(full({2, 3}, 0.5, kFloat64));
+  CHECK(allclose(x.grad(), full({2, 3}, 1.0, kFloat64)));
+  Tensor c = randn({2});
+  CHECK_THROWS_WITH(c.sum().backward(), Contains("does not require grad"));
+}
+
+TEST_CASE("in-place ops rebase history and the version counter catches stale saved tensors", "[engine]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor y = x * 2.0;
+  y.mul_(3.0);  // y = 6x
+  y.add_(x);    // y = 7x
+  y.sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(7.0));
+
+  Tensor a = tensor({0.5}, kFloat64).requires_grad_();
+  Tensor e = exp(a * 1.0);  // exp saves its output
+  uint64_t before = e._version();
+  e.add_(1.0);
+  CHECK(e._version() == before + 1);
+  CHECK_THROWS_WITH((e * 1.0).sum().backward(), Contains("modified by an in-place operation"));
+
+  Tensor leaf = tensor({1.0}, kFloat64).requires_grad_();
+  CHECK_THROWS_WITH(leaf.add_(1.0), Contains("leaf"));
+  {
+    NoGradGuard guard;
+    leaf.add_(1.0);  // optimizer-style update is allowed
+  }
+  CHECK(value_at(leaf, 0) == Approx(2.0));
+}
+
+TEST_CASE("mul_ on a non-leaf keeps the correct gradient for both operands", "[engine]") {
+  Tensor x = tensor({2.0}, kFloat64).requires_grad_();
+  Tensor z = tensor({5.0}, kFloat64).requires_grad_();
+  Tensor y = x * 1.0;
+  y.mul_(z);  // y = x z
+  y.sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(5.0));
+  CHECK(value_at(z.grad(), 0) == Approx(2.0));
+}
+
+TEST_CASE("anomaly mode names the op that produced NaN in backward and in forward", "[engine]") {
+  Tensor x = tensor({0.0, 1.0}, kFloat64).requires_grad_();
+  {
+    DetectAnomalyGuard anomaly;
+    Tensor y = sqrt(x).sum();  // d sqrt at 0 = inf
+    CHECK_THROWS_WITH(y.backward(), Contains("SqrtBackward") && Contains("[2]"));
+    Tensor neg = tensor({-1.0}, kFloat64);
+    CHECK_THROWS_WITH(log(neg), Contains("log") && Contains("NaN"));
+  }
+  // Outside anomaly mode the same computation is allowed (and gives inf, as PyTorch does).
+  Tensor y = sqrt(x).sum();
+  y.backward();
+  CHECK(std::isinf(value_at(x.grad(), 0)));
+}
+
+TEST_CASE("a 100,000-op chain backwards and is destroyed without stack overflow", "[engine]") {
+  Tensor x = ones({4}).requires_grad_();
+  Tensor h = x;
+  for (int i = 0; i < 100000; ++i) h = h * 1.0;
+  h.sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(1.0));
+  // Destroy a chain that was never backwarded too.
+  Tensor k = x;
+  for (int i = 0; i < 100000; ++i) k = k + 0.0;
+  k = Tensor();
+  SUCCEED();
+}
+
+TEST_CASE("an evaluation loop that forgets no_grad does not grow memory", "[engine][memory]") {
+  Tensor w = randn({32, 32}).requires_grad_();
+  Tensor input = randn({8, 32});
+  auto step = [&] { return relu(matmul(input, w)).sum().item<float>(); };
+  for (int i = 0; i < 100; ++i) step();
+  const size_t baseline = allocator_stats().allocated_bytes;
+  const size_t system_before = allocator_stats().system_allocations;
+  for (int i = 0; i < 10000; ++i) step();
+  CHECK(allocator_stats().allocated_bytes <= baseline);
+  // Steady state: buffers come from the cache, not from the system.
+  CHECK(allocator_stats().system_allocations == system_before);
+}
+
+TEST_CASE("saved tensors are freed by backward unless retain_graph", "[engine][memory]") {
+  Tensor w = randn({256, 256}).requires_grad_();
+  const size_t before = allocator_stats().allocated_bytes;
+  Tensor loss = exp(tanh(w * 2.0)).sum();  // tanh and exp each save their 256x256 output
+  const size_t with_graph = allocator_stats().allocated_bytes;
+  CHECK(with_graph >= before + 2 * 256 * 256 * sizeof(float));
+  loss.backward();
+  w.set_grad(Tensor());
+  // What is left: the scalar loss (plus small scratch), not the three saved 256x256 buffers.
+  CHECK(allocator_stats().allocated_bytes < before + 256 * 256 * sizeof(float));
+}
+
+namespace {
+struct ScaleAndSquare : autograd::Function<ScaleAndSquare> {
+  // forward(x, c) = (c x)^2; backward: 2 c^2 x
+  static Tensor forward(autograd::AutogradContext* ctx, const Tensor& x, double c) {
+    ctx->saved_data["c"] = c;
+    ctx->save_for_backward({x});
+    return (x * c) * (x * c);
+  }
+  static TensorList backward(autograd::AutogradContext* ctx, TensorList grad_outputs) {
+    Tensor x = ctx->get_saved_variables()[0];
+    double c = ctx->saved_data["c"].toDouble();
+    return {grad_outputs[0] * x * (2 * c * c), Tensor()};
+  }
+};
+}  // namespace
+
+TEST_CASE("a custom Function records, backwards, and supports create_graph", "[engine][function]") {
+  Tensor x = tensor({1.0, -2.0}, kFloat64).requires_grad_();
+  Tensor y = ScaleAndSquare::apply(x, 3.0);
+  CHECK(value_at(y, 1) == Approx(36.0));
+  CHECK(y.grad_fn() != nullptr);
+  std::function<Tensor(const TensorList&)> f = [](const TensorList& in) { return ScaleAndSquare::apply(in[0], 3.0); };
+  CHECK(autograd::gradcheck(f, {x}));
+  CHECK(autograd::gradgradcheck(f, {x}));
+  NoGradGuard guard;
+  CHECK_FALSE(ScaleAndSquare::apply(x, 3.0).requires_grad());
+}
+
+TEST_CASE("dtype conversion is differentiable and gradients keep each leaf's dtype", "[engine]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat32).requires_grad_();
+  Tensor y = (x.to(kFloat64) * tensor({3.0, 4.0}, kFloat64)).sum();
+  y.backward();
+  REQUIRE(x.grad().dtype() == kFloat32);
+  CHECK(value_at(x.grad(), 0) == Approx(3.0));
+  CHECK(value_at(x.grad(), 1) == Approx(4.0));
+  CHECK_THROWS_WITH(x.grad().item<float>(), Contains("one element"));
+}
