@@ -1,0 +1,133 @@
+#pragma once
+/// Module containers: Sequential (heterogeneous modules, including user-defined ones), ModuleList,
+/// ModuleDict, and Functional (a plain function as a module).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "xgrad/nn/module.hpp"
+
+namespace xg::nn {
+
+/// Any module with `Tensor forward(const Tensor&)` (or by value), type-erased for Sequential.
+class AnyModule {
+ public:
+  AnyModule() = default;
+  template <class M, class = std::enable_if_t<std::is_base_of_v<Module, M>>>
+  AnyModule(std::shared_ptr<M> module)  // NOLINT: implicit, as torch::nn::AnyModule
+      : module_(module), forward_([raw = module.get()](const Tensor& x) { return Tensor(raw->forward(x)); }) {}
+  template <class Impl>
+  AnyModule(const ModuleHolder<Impl>& holder) : AnyModule(holder.ptr()) {}  // NOLINT
+  Tensor forward(const Tensor& x) const { return forward_(x); }
+  const std::shared_ptr<Module>& ptr() const { return module_; }
+
+ private:
+  std::shared_ptr<Module> module_;
+  std::function<Tensor(const Tensor&)> forward_;
+};
+
+/// A function of one tensor as a module: Functional(xg::relu), Functional([](Tensor x) { ... }).
+class FunctionalImpl : public Module {
+ public:
+  explicit FunctionalImpl(std::function<Tensor(const Tensor&)> function);
+  /// For ops with extra arguments: Functional(xg::leaky_relu, 0.2) binds them after the tensor.
+  template <class F, class... Bound, class = std::enable_if_t<(sizeof...(Bound) > 0)>>
+  FunctionalImpl(F function, Bound... bound)
+      : FunctionalImpl(std::function<Tensor(const Tensor&)>([function, bound...](const Tensor& x) { return function(x, bound...); })) {}
+  Tensor forward(const Tensor& x) { return function_(x); }
+
+ private:
+  std::function<Tensor(const Tensor&)> function_;
+};
+XG_MODULE(Functional);
+
+/// Modules applied in order; children are named "0", "1", ... (or as given).
+class SequentialImpl : public Module {
+ public:
+  SequentialImpl() : Module("Sequential") {}
+  template <class... Modules, class = std::enable_if_t<(sizeof...(Modules) > 0)>>
+  explicit SequentialImpl(Modules&&... modules) : Module("Sequential") {
+    (push_back(AnyModule(std::forward<Modules>(modules))), ...);
+  }
+  /// Named entries: Sequential({{"conv", Conv2d(...)}, {"act", Functional(relu)}}).
+  explicit SequentialImpl(std::vector<std::pair<std::string, AnyModule>> named);
+  void push_back(AnyModule module);
+  void push_back(const std::string& name, AnyModule module);
+  Tensor forward(const Tensor& x);
+  size_t size() const { return entries_.size(); }
+  bool is_empty() const { return entries_.empty(); }
+  /// The i-th module.
+  std::shared_ptr<Module> operator[](size_t index) const;
+  template <class M>
+  std::shared_ptr<M> ptr(size_t index) const {
+    auto cast = std::dynamic_pointer_cast<M>((*this)[index]);
+    XG_CHECK(cast != nullptr, "Sequential: entry {} is a {}, not the requested type", index, (*this)[index]->name());
+    return cast;
+  }
+
+ private:
+  std::vector<AnyModule> entries_;
+};
+XG_MODULE(Sequential);
+
+/// A list of submodules registered as "0", "1", ...; the owner decides how to call them.
+class ModuleListImpl : public Module {
+ public:
+  ModuleListImpl() : Module("ModuleList") {}
+  template <class... Modules, class = std::enable_if_t<(sizeof...(Modules) > 0)>>
+  explicit ModuleListImpl(Modules&&... modules) : Module("ModuleList") {
+    (push_back(as_module(std::forward<Modules>(modules))), ...);
+  }
+  void push_back(std::shared_ptr<Module> module);
+  template <class Impl>
+  void push_back(const ModuleHolder<Impl>& holder) {
+    push_back(std::static_pointer_cast<Module>(holder.ptr()));
+  }
+  size_t size() const { return modules_.size(); }
+  bool is_empty() const { return modules_.empty(); }
+  std::shared_ptr<Module> operator[](size_t index) const;
+  template <class M>
+  std::shared_ptr<M> ptr(size_t index) const {
+    auto cast = std::dynamic_pointer_cast<M>((*this)[index]);
+    XG_CHECK(cast != nullptr, "ModuleList: entry {} is a {}, not the requested type", index, (*this)[index]->name());
+    return cast;
+  }
+  auto begin() const { return modules_.begin(); }
+  auto end() const { return modules_.end(); }
+
+ private:
+  template <class M>
+  static std::shared_ptr<Module> as_module(M&& m) {
+    if constexpr (std::is_convertible_v<std::decay_t<M>, std::shared_ptr<Module>>) return m;
+    else return std::static_pointer_cast<Module>(m.ptr());
+  }
+  std::vector<std::shared_ptr<Module>> modules_;
+};
+XG_MODULE(ModuleList);
+
+/// Submodules by name, in insertion order.
+class ModuleDictImpl : public Module {
+ public:
+  ModuleDictImpl() : Module("ModuleDict") {}
+  void insert(const std::string& key, std::shared_ptr<Module> module);
+  template <class Impl>
+  void insert(const std::string& key, const ModuleHolder<Impl>& holder) {
+    insert(key, std::static_pointer_cast<Module>(holder.ptr()));
+  }
+  bool contains(const std::string& key) const { return modules_.contains(key); }
+  std::shared_ptr<Module> operator[](const std::string& key) const;
+  template <class M>
+  std::shared_ptr<M> ptr(const std::string& key) const {
+    auto cast = std::dynamic_pointer_cast<M>((*this)[key]);
+    XG_CHECK(cast != nullptr, "ModuleDict: entry '{}' is a {}, not the requested type", key, (*this)[key]->name());
+    return cast;
+  }
+  std::vector<std::string> keys() const { return modules_.keys(); }
+  size_t size() const { return modules_.size(); }
+
+ private:
+  OrderedDict<std::shared_ptr<Module>> modules_;
+};
+XG_MODULE(ModuleDict);
+
+}  // namespace xg::nn

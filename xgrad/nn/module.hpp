@@ -1,0 +1,248 @@
+#pragma once
+/// nn::Module: parameters, buffers and submodules registered by name, so that everything a model
+/// needs besides its forward pass (parameters(), named_parameters(), train()/eval(), zero_grad(),
+/// to(dtype), state_dict(), printing) is written once, here. A layer is its constructor and forward.
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/tensor.hpp"
+
+namespace xg::nn {
+
+/// An insertion-ordered name -> value list (PyTorch's OrderedDict).
+template <class V>
+class OrderedDict {
+ public:
+  using Item = std::pair<std::string, V>;
+  V& insert(const std::string& key, V value);
+  bool contains(const std::string& key) const { return find(key) != nullptr; }
+  V* find(const std::string& key);
+  const V* find(const std::string& key) const;
+  /// The value for key; throws xg::Error naming the key when absent.
+  V& operator[](const std::string& key);
+  const V& operator[](const std::string& key) const;
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  std::vector<std::string> keys() const;
+  std::vector<V> values() const;
+  auto begin() { return items_.begin(); }
+  auto end() { return items_.end(); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+  const std::vector<Item>& items() const { return items_; }
+  void erase(const std::string& key);
+
+ private:
+  std::vector<Item> items_;
+};
+
+class Module : public std::enable_shared_from_this<Module> {
+ public:
+  /// `type_name` is what printing shows ("Linear"); by default the C++ class name without "Impl".
+  explicit Module(std::string type_name = "");
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  const std::string& name() const;
+
+  /// Registers a learnable tensor (requires_grad set unless told otherwise); returns the handle to keep.
+  Tensor& register_parameter(const std::string& name, Tensor tensor, bool requires_grad = true);
+  /// Registers state that is saved and converted with the module but not learned (running stats).
+  Tensor& register_buffer(const std::string& name, Tensor tensor);
+  /// Registers a submodule; its parameters appear as "name.param".
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    static_assert(std::is_base_of_v<Module, M>, "register_module needs an nn::Module");
+    register_child(name, module);
+    return module;
+  }
+  /// Holder overload: register_module("fc", nn::Linear(3, 4)) returns the same holder.
+  template <class Holder, class = decltype(std::declval<Holder>().ptr())>
+  Holder register_module(const std::string& name, Holder holder) {
+    register_child(name, holder.ptr());
+    return holder;
+  }
+  /// Replaces a registered submodule (e.g. a new classifier head for transfer learning).
+  template <class M>
+  std::shared_ptr<M> replace_module(const std::string& name, std::shared_ptr<M> module) {
+    replace_child(name, module);
+    return module;
+  }
+  /// Drops a registered parameter or buffer (keeps nothing behind).
+  void unregister(const std::string& name);
+
+  /// Parameters (of this module and, with recurse, all submodules), in registration order.
+  TensorList parameters(bool recurse = true) const;
+  /// ("features.0.weight", tensor) pairs.
+  OrderedDict<Tensor> named_parameters(bool recurse = true) const;
+  TensorList buffers(bool recurse = true) const;
+  OrderedDict<Tensor> named_buffers(bool recurse = true) const;
+  /// Direct submodules.
+  std::vector<std::shared_ptr<Module>> children() const;
+  OrderedDict<std::shared_ptr<Module>> named_children() const;
+  /// This module and all descendants, depth first.
+  std::vector<std::shared_ptr<Module>> modules(bool include_self = true);
+  OrderedDict<std::shared_ptr<Module>> named_modules(const std::string& prefix = "", bool include_self = true);
+
+  /// Training mode on/off for this module and all descendants (Dropout, BatchNorm look at it).
+  virtual void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  /// Clears gradients: set_to_none drops them (PyTorch 2's default), otherwise fills with zeros.
+  void zero_grad(bool set_to_none = true);
+  /// Freezes (false) or unfreezes every parameter, e.g. for transfer learning.
+  void requires_grad_(bool requires = true);
+  /// Converts every parameter and buffer of floating type to dtype, in place: handles kept by
+  /// layers and optimizers stay valid.
+  void to(Dtype dtype);
+  /// Number of parameter elements (trainable only when asked).
+  int64_t num_parameters(bool only_trainable = false) const;
+
+  /// Parameters and buffers by dotted name (the checkpoint content).
+  OrderedDict<Tensor> state_dict() const;
+  /// Copies values from a state dict. strict: missing and unexpected keys are errors. Everything is
+  /// validated before anything is copied: a failed load leaves the module unchanged.
+  void load_state_dict(const OrderedDict<Tensor>& state, bool strict = true);
+
+  /// One line describing this module's own configuration ("in_features=784, out_features=10").
+  virtual std::string extra_repr() const { return ""; }
+  /// The module tree as PyTorch prints it, with parameter shapes and counts.
+  virtual void pretty_print(std::ostream& out, int indent = 0) const;
+  std::string to_string() const;
+
+ protected:
+  bool training_ = true;
+
+ private:
+  void register_child(const std::string& name, std::shared_ptr<Module> module);
+  void replace_child(const std::string& name, std::shared_ptr<Module> module);
+  void collect_named(OrderedDict<Tensor>& out, const std::string& prefix, bool parameters, bool recurse) const;
+
+  mutable std::string type_name_;
+  OrderedDict<Tensor> parameters_;
+  OrderedDict<Tensor> buffers_;
+  OrderedDict<std::shared_ptr<Module>> children_;
+};
+
+std::ostream& operator<<(std::ostream& out, const Module& module);
+
+/// Owns a shared_ptr<Impl> and forwards calls, as torch::nn::ModuleHolder: `nn::Linear fc(784, 10);
+/// fc->weight; fc(x);`. Construct with nullptr to declare an empty member and register it later.
+template <class Impl>
+class ModuleHolder {
+ public:
+  using ContainedType = Impl;
+  /// Default construction makes the module with its default arguments (when it has them).
+  ModuleHolder() : impl_(make_default()) {}
+  ModuleHolder(std::nullptr_t) {}  // NOLINT
+  ModuleHolder(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}  // NOLINT
+  template <class First, class... Rest,
+            class = std::enable_if_t<!std::is_same_v<std::decay_t<First>, std::nullptr_t> &&
+                                     !std::is_same_v<std::decay_t<First>, std::shared_ptr<Impl>> &&
+                                     !std::is_base_of_v<ModuleHolder, std::decay_t<First>>>>
+  explicit ModuleHolder(First&& first, Rest&&... rest)
+      : impl_(std::make_shared<Impl>(std::forward<First>(first), std::forward<Rest>(rest)...)) {}
+
+  Impl* operator->() const { return &checked(); }
+  Impl& operator*() const { return checked(); }
+  const std::shared_ptr<Impl>& ptr() const { return impl_; }
+  Impl* get() const { return impl_.get(); }
+  bool is_empty() const { return impl_ == nullptr; }
+  explicit operator bool() const { return impl_ != nullptr; }
+  /// Indexes containers: seq[0], dict["encoder"].
+  template <class Key>
+  decltype(auto) operator[](Key&& key) const {
+    return checked()[std::forward<Key>(key)];
+  }
+  /// Calls forward.
+  template <class... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    return checked().forward(std::forward<Args>(args)...);
+  }
+
+ private:
+  static std::shared_ptr<Impl> make_default() {
+    if constexpr (std::is_default_constructible_v<Impl>) return std::make_shared<Impl>();
+    else return nullptr;
+  }
+  Impl& checked() const {
+    XG_CHECK(impl_ != nullptr, "nn: accessing an empty module holder (constructed with nullptr and never assigned)");
+    return *impl_;
+  }
+  std::shared_ptr<Impl> impl_;
+};
+
+template <class Impl>
+std::ostream& operator<<(std::ostream& out, const ModuleHolder<Impl>& holder) {
+  return out << *holder;
+}
+
+/// XG_MODULE(Linear) defines the holder `Linear` for `LinearImpl`, like TORCH_MODULE.
+#define XG_MODULE(Name)                               \
+  class Name : public ::xg::nn::ModuleHolder<Name##Impl> { \
+   public:                                            \
+    using ::xg::nn::ModuleHolder<Name##Impl>::ModuleHolder; \
+  }
+
+// ---- OrderedDict definitions ------------------------------------------------------------------
+template <class V>
+V& OrderedDict<V>::insert(const std::string& key, V value) {
+  XG_CHECK(!contains(key), "OrderedDict: key '{}' already exists", key);
+  items_.emplace_back(key, std::move(value));
+  return items_.back().second;
+}
+template <class V>
+V* OrderedDict<V>::find(const std::string& key) {
+  for (auto& item : items_)
+    if (item.first == key) return &item.second;
+  return nullptr;
+}
+template <class V>
+const V* OrderedDict<V>::find(const std::string& key) const {
+  for (const auto& item : items_)
+    if (item.first == key) return &item.second;
+  return nullptr;
+}
+template <class V>
+V& OrderedDict<V>::operator[](const std::string& key) {
+  V* value = find(key);
+  XG_CHECK(value != nullptr, "OrderedDict: no key '{}'", key);
+  return *value;
+}
+template <class V>
+const V& OrderedDict<V>::operator[](const std::string& key) const {
+  const V* value = find(key);
+  XG_CHECK(value != nullptr, "OrderedDict: no key '{}'", key);
+  return *value;
+}
+template <class V>
+std::vector<std::string> OrderedDict<V>::keys() const {
+  std::vector<std::string> out;
+  for (const auto& item : items_) out.push_back(item.first);
+  return out;
+}
+template <class V>
+std::vector<V> OrderedDict<V>::values() const {
+  std::vector<V> out;
+  for (const auto& item : items_) out.push_back(item.second);
+  return out;
+}
+template <class V>
+void OrderedDict<V>::erase(const std::string& key) {
+  for (auto it = items_.begin(); it != items_.end(); ++it)
+    if (it->first == key) {
+      items_.erase(it);
+      return;
+    }
+  XG_ERROR("OrderedDict: no key '{}'", key);
+}
+
+}  // namespace xg::nn
