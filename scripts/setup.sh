@@ -19,6 +19,7 @@ packages=(
   libopenblas-dev
   libfmt-dev
   catch2
+  nlohmann-json3-dev
   "$@"
 )
 
