@@ -20,6 +20,8 @@ packages=(
   libfmt-dev
   catch2
   nlohmann-json3-dev
+  zlib1g-dev
+  dataset-fashion-mnist
   "$@"
 )
 

@@ -1,0 +1,6 @@
+#pragma once
+/// xg::data: idx reader, datasets (MNIST, CSV, tensors), DataLoader, transforms.
+#include "xgrad/data/dataloader.hpp"
+#include "xgrad/data/dataset.hpp"
+#include "xgrad/data/idx.hpp"
+#include "xgrad/data/transforms.hpp"
