@@ -15,6 +15,7 @@ bash "$script_dir/setup.sh"
 cmake -S . -B build \
   -DCMAKE_BUILD_TYPE=Release \
   -DXGRAD_NATIVE="${XGRAD_NATIVE:-ON}" \
+  -DXGRAD_BENCH_TORCH=OFF \
   "$@"
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j2
