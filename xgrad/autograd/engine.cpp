@@ -147,6 +147,7 @@ TensorList FunctionNode::apply(TensorList&& grad_outputs) {
   std::shared_ptr<Node> self = shared_from_this();
   for (const SavedTensor& s : saved) unpacked.push_back(s.unpack(self, name_));
   BackwardContext ctx(*this, unpacked);
+  if (single_backward_) return single_backward_(ctx, grad_outputs[0]);
   return backward_(ctx, grad_outputs);
 }
 
@@ -170,39 +171,42 @@ bool should_record(const TensorList& inputs) {
   return false;
 }
 
-void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,
-                  MultiBackwardFn backward) {
-  auto node = std::make_shared<FunctionNode>(op_name, std::move(backward));
+namespace {
+/// Connects a new node to its inputs, saves what backward needs and makes it the outputs' grad_fn.
+void attach(const std::shared_ptr<FunctionNode>& node, const TensorList& inputs, Tensor* outputs, size_t count,
+            const TensorList& saved) {
   node->set_inputs(inputs);
-  node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+  node->set_num_outputs(static_cast<uint32_t>(count));
   node->saved.reserve(saved.size());
   for (const Tensor& s : saved) {
     bool is_output = false;
-    for (const Tensor& out : outputs) is_output = is_output || (out.defined() && s.is_same(out));
-    if (is_output) {
+    for (size_t i = 0; i < count; ++i) {
+      if (!outputs[i].defined() || !s.is_same(outputs[i])) continue;
       // Give the output its autograd identity first, so the saved copy remembers output_nr.
-      for (uint32_t i = 0; i < outputs.size(); ++i)
-        if (outputs[i].is_same(s)) outputs[i].impl()->output_nr = i;
-      s.impl()->requires_grad = true;
+      is_output = true;
+      outputs[i].impl()->output_nr = static_cast<uint32_t>(i);
+      outputs[i].impl()->requires_grad = true;
     }
     node->saved.emplace_back(s, is_output);
   }
-  for (uint32_t i = 0; i < outputs.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     if (!outputs[i].defined()) continue;
     TensorImpl& impl = *outputs[i].impl();
     impl.requires_grad = true;
     impl.grad_fn = node;
-    impl.output_nr = i;
+    impl.output_nr = static_cast<uint32_t>(i);
   }
+}
+}  // namespace
+
+void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,
+                  MultiBackwardFn backward) {
+  attach(std::make_shared<FunctionNode>(op_name, std::move(backward)), inputs, outputs.data(), outputs.size(), saved);
 }
 
 void record(const char* op_name, const TensorList& inputs, Tensor& output, const TensorList& saved,
             BackwardFn backward) {
-  TensorList outputs{output};
-  record_multi(op_name, inputs, outputs, saved,
-               [fn = std::move(backward)](const BackwardContext& ctx, const TensorList& grads) {
-                 return fn(ctx, grads[0]);
-               });
+  attach(std::make_shared<FunctionNode>(op_name, std::move(backward)), inputs, &output, 1, saved);
 }
 
 namespace {
@@ -244,6 +248,8 @@ Tensor apply_hooks(const std::vector<std::pair<unsigned, TensorHook>>& hooks, Te
   return grad;
 }
 
+std::atomic<uint64_t> next_task_id{1};
+
 struct RootEdge {
   Edge edge;
   Tensor grad;
@@ -254,6 +260,15 @@ struct RootEdge {
 class GraphTask {
  public:
   GraphTask(bool keep_graph, bool create_graph) : keep_graph_(keep_graph), create_graph_(create_graph) {}
+  GraphTask(const GraphTask&) = delete;
+  GraphTask& operator=(const GraphTask&) = delete;
+  ~GraphTask() {
+    // Gradients left in buffers of nodes that never ran (an error, or grad() stopping early).
+    for (Node* node : visited_) {
+      node->scratch.buffer.clear();
+      node->scratch.task = 0;
+    }
+  }
 
   // Tensors whose gradients grad() returns: leaves are matched by impl, non-leaves by (node, output).
   void add_capture(const Tensor& input) {
@@ -269,21 +284,21 @@ class GraphTask {
     std::vector<Node*> stack;
     std::vector<Node*> order;  // discovery order, used to find which nodes lead to captured tensors
     for (RootEdge& root : roots)
-      if (root.edge.node && seen_.insert(root.edge.node.get()).second) stack.push_back(root.edge.node.get());
+      if (root.edge.node && visit(root.edge.node.get())) stack.push_back(root.edge.node.get());
     while (!stack.empty()) {
       Node* node = stack.back();
       stack.pop_back();
       order.push_back(node);
       for (const Edge& edge : node->next_edges()) {
         if (!edge.node) continue;
-        if (seen_.insert(edge.node.get()).second) stack.push_back(edge.node.get());
+        if (visit(edge.node.get())) stack.push_back(edge.node.get());
       }
     }
     if (capturing) mark_needed(order);
     for (Node* node : order) {
       if (!is_needed(node)) continue;
       for (const Edge& edge : node->next_edges())
-        if (edge.node && is_needed(edge.node.get())) ++dependencies_[edge.node.get()];
+        if (edge.node && is_needed(edge.node.get())) ++edge.node->scratch.dependencies;
     }
 
     // 2. Seed the roots.
@@ -308,21 +323,34 @@ class GraphTask {
       changed = false;
       for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node* node = *it;
-        if (needed_.count(node)) continue;
+        if (node->scratch.needed) continue;
         bool needed = capture_nodes_.count(node) > 0;
         for (const Edge& edge : node->next_edges()) {
           if (edge.leaf && capture_leaves_.count(edge.leaf.get())) needed = true;
-          if (edge.node && needed_.count(edge.node.get())) needed = true;
+          if (edge.node && edge.node->scratch.needed) needed = true;
         }
         if (needed) {
-          needed_.insert(node);
+          node->scratch.needed = true;
           changed = true;
         }
       }
     }
   }
 
-  bool is_needed(Node* node) const { return capture_nodes_.empty() && capture_leaves_.empty() ? true : needed_.count(node) > 0; }
+  bool is_needed(Node* node) const { return !capturing() || node->scratch.needed; }
+
+  /// Marks a node as part of this pass; false when it already was.
+  bool visit(Node* node) {
+    Node::EngineScratch& scratch = node->scratch;
+    if (scratch.task == task_id_) return false;
+    scratch.task = task_id_;
+    scratch.dependencies = 0;
+    scratch.buffer.clear();
+    scratch.needed = false;
+    scratch.queued = false;
+    visited_.push_back(node);
+    return true;
+  }
 
   void deliver(const Edge& edge, Tensor grad, Node* from) {
     if (!grad.defined() || !edge.valid()) return;
@@ -338,20 +366,21 @@ class GraphTask {
     }
     Node* node = edge.node.get();
     if (!is_needed(node)) return;
-    auto& buffer = buffers_[node];
+    auto& buffer = node->scratch.buffer;
     if (buffer.empty()) buffer.resize(node->num_outputs());
     accumulate_into(buffer[edge.output_nr], grad);
-    auto dep = dependencies_.find(node);
     if (from == nullptr) {
       // A root: ready once every root pointing at it is delivered and nothing else leads into it.
-      if (dep == dependencies_.end() || dep->second == 0) push_ready(node);
+      if (node->scratch.dependencies == 0) push_ready(node);
       return;
     }
-    if (--dep->second == 0) push_ready(node);
+    if (--node->scratch.dependencies == 0) push_ready(node);
   }
 
   void push_ready(Node* node) {
-    if (queued_.insert(node).second) ready_.emplace(node->sequence_nr(), node);
+    if (node->scratch.queued) return;
+    node->scratch.queued = true;
+    ready_.emplace(node->sequence_nr(), node);
   }
 
   void accumulate_leaf(TensorImpl& leaf, Tensor grad) {
@@ -377,8 +406,8 @@ class GraphTask {
   }
 
   void execute(Node* node) {
-    TensorList grads = std::move(buffers_[node]);
-    buffers_.erase(node);
+    TensorList grads = std::move(node->scratch.buffer);
+    node->scratch.buffer.clear();
     grads.resize(node->num_outputs());
     for (const auto& [id, output_nr, hook] : node->pre_hooks()) {
       if (!grads[output_nr].defined()) continue;
@@ -398,7 +427,7 @@ class GraphTask {
     }
     // A node reached only to capture its output gradient (not on a path to other captures) stops here.
     bool leads_further = !capturing() || std::any_of(node->next_edges().begin(), node->next_edges().end(), [&](const Edge& e) {
-      return (e.leaf && capture_leaves_.count(e.leaf.get())) || (e.node && needed_.count(e.node.get()));
+      return (e.leaf && capture_leaves_.count(e.leaf.get())) || (e.node && e.node->scratch.needed);
     });
     if (!leads_further) return;
 
@@ -422,13 +451,12 @@ class GraphTask {
       if (!g.defined()) {
         // No gradient for this input from this node: still release the dependency.
         if (edges[i].node && is_needed(edges[i].node.get())) {
-          auto dep = dependencies_.find(edges[i].node.get());
-          if (--dep->second == 0) push_ready(edges[i].node.get());
+          if (--edges[i].node->scratch.dependencies == 0) push_ready(edges[i].node.get());
         }
         continue;
       }
       const InputMeta& meta = node->input_meta()[i];
-      if (g.shape() != meta.shape) {
+      if (!g.has_shape(meta.shape)) {
         Tensor reduced = sum_to(g, meta.shape);
         XG_CHECK(reduced.shape() == meta.shape, "backward: {} returned a gradient of shape {} for input {} of shape {}",
                  node->name(), shape_string(g.shape()), i, shape_string(meta.shape));
@@ -449,11 +477,8 @@ class GraphTask {
 
   bool keep_graph_;
   bool create_graph_;
-  std::unordered_set<Node*> seen_;
-  std::unordered_set<Node*> needed_;
-  std::unordered_set<Node*> queued_;
-  std::unordered_map<Node*, int64_t> dependencies_;
-  std::unordered_map<Node*, TensorList> buffers_;
+  uint64_t task_id_ = next_task_id++;
+  std::vector<Node*> visited_;
   std::priority_queue<Ready> ready_;
   std::unordered_map<Node*, std::vector<std::pair<uint32_t, size_t>>> capture_nodes_;
   std::unordered_map<TensorImpl*, std::vector<size_t>> capture_leaves_;

@@ -89,6 +89,17 @@ class Node : public std::enable_shared_from_this<Node> {
   void set_inputs(const TensorList& inputs);
   void set_num_outputs(uint32_t n) { num_outputs_ = n; }
 
+  /// The engine's per-pass bookkeeping, kept in the node so a backward pass needs no hash maps.
+  /// Valid only while `task` equals the running pass's id. (One backward pass at a time may walk
+  /// a given graph; re-entrant backward over the same nodes is not supported.)
+  struct EngineScratch {
+    uint64_t task = 0;
+    int64_t dependencies = 0;
+    TensorList buffer;
+    bool needed = false;
+    bool queued = false;
+  } scratch;
+
  protected:
   std::vector<Edge> next_edges_;
   std::vector<InputMeta> input_meta_;
@@ -122,6 +133,7 @@ using MultiBackwardFn = std::function<TensorList(const BackwardContext&, const T
 class FunctionNode final : public Node {
  public:
   FunctionNode(const char* name, MultiBackwardFn backward) : name_(name), backward_(std::move(backward)) {}
+  FunctionNode(const char* name, BackwardFn backward) : name_(name), single_backward_(std::move(backward)) {}
   TensorList apply(TensorList&& grad_outputs) override;
   std::string name() const override;
   void release_saved() override;
@@ -130,6 +142,7 @@ class FunctionNode final : public Node {
  private:
   const char* name_;
   MultiBackwardFn backward_;
+  BackwardFn single_backward_;  // single-output ops: no adapter closure around it
 };
 
 /// True when grad mode is on and any input requires a gradient: the op must record.

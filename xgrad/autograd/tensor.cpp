@@ -91,6 +91,19 @@ int64_t Tensor::numel() const {
   return std::visit([](const auto& a) { return static_cast<int64_t>(a.size()); }, impl_->storage->array);
 }
 
+bool Tensor::has_shape(const Shape& expected) const {
+  XG_CHECK(defined(), "shape: the tensor is undefined");
+  return std::visit(
+      [&](const auto& a) {
+        const auto& s = a.shape();
+        if (s.size() != expected.size()) return false;
+        for (size_t i = 0; i < s.size(); ++i)
+          if (static_cast<int64_t>(s[i]) != expected[i]) return false;
+        return true;
+      },
+      impl_->storage->array);
+}
+
 int64_t Tensor::size(int64_t d) const {
   Shape s = shape();
   return s.empty() ? 1 : s[detail::normalize_dim("size", d, static_cast<int64_t>(s.size()))];

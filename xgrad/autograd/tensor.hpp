@@ -81,6 +81,8 @@ class Tensor {
   Shape sizes() const { return shape(); }
   /// Size of one dimension; negative dims count from the end.
   int64_t size(int64_t dim) const;
+  /// shape() == shape, without building a vector.
+  bool has_shape(const Shape& shape) const;
   int64_t dim() const;
   int64_t numel() const;
   bool is_floating_point() const { return is_floating(dtype()); }
