@@ -56,17 +56,24 @@ bool gradcheck(const GradcheckFunction& fn, const TensorList& inputs, const Grad
       for (size_t o = 0; o < outputs.size(); ++o) numeric[i][o].assign(static_cast<size_t>(n * output_sizes[o]), 0.0);
       for (int64_t e = 0; e < n; ++e) {
         const double original = data[e];
+        // An output may share the input's storage (identity, a no-op squeeze, a backward returning
+        // its incoming gradient), so the f(x + eps) values are copied before the input moves again.
         data[e] = original + options.eps;
         TensorList plus = evaluate(fn, inputs);
-        data[e] = original - options.eps;
-        TensorList minus = evaluate(fn, inputs);
-        data[e] = original;
+        std::vector<std::vector<double>> plus_values(outputs.size());
         for (size_t o = 0; o < outputs.size(); ++o) {
           const double* p = plus[o].data_ptr<double>();
+          plus_values[o].assign(p, p + output_sizes[o]);
+        }
+        data[e] = original - options.eps;
+        TensorList minus = evaluate(fn, inputs);
+        for (size_t o = 0; o < outputs.size(); ++o) {
           const double* m = minus[o].data_ptr<double>();
           for (int64_t k = 0; k < output_sizes[o]; ++k)
-            numeric[i][o][static_cast<size_t>(e * output_sizes[o] + k)] = (p[k] - m[k]) / (2 * options.eps);
+            numeric[i][o][static_cast<size_t>(e * output_sizes[o] + k)] =
+                (plus_values[o][static_cast<size_t>(k)] - m[k]) / (2 * options.eps);
         }
+        data[e] = original;
       }
     }
   }

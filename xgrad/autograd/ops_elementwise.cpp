@@ -93,7 +93,9 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
-  Tensor out = binary_map("sub", a, b, [alpha](auto x, auto y) { return x - alpha * y; });
+  // alpha == 1 stays in the element type (exact for int64 beyond 2^53, as add does).
+  Tensor out = alpha == 1.0 ? binary_map("sub", a, b, [](auto x, auto y) { return x - y; })
+                            : binary_map("sub", a, b, [alpha](auto x, auto y) { return x - alpha * y; });
   if (should_record({&a, &b})) {
     record("SubBackward", {a, b}, out, {}, [alpha](const BackwardContext& ctx, const Tensor& gy) {
       return TensorList{ctx.needs_grad(0) ? gy : Tensor(), ctx.needs_grad(1) ? mul(gy, -alpha) : Tensor()};
@@ -269,7 +271,13 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   }                                                                                                   \
   Tensor name(const Tensor& a, double b) {                                                            \
     detail::check_defined(#name, a);                                                                  \
-    return scalar_map(a, [b](auto x) { return (static_cast<double>(x) op b) ? 1 : 0; });              \
+    /* A float tensor compares at its own precision (float32 0.1f == 0.1, as in PyTorch); an int64 */ \
+    /* tensor compares in double, so a fractional scalar is not truncated. */                         \
+    return scalar_map(a, [b](auto x) {                                                                \
+      using T = decltype(x);                                                                          \
+      if constexpr (std::is_floating_point_v<T>) return (x op static_cast<T>(b)) ? 1 : 0;             \
+      else return (static_cast<double>(x) op b) ? 1 : 0;                                              \
+    });                                                                                               \
   }
 XG_COMPARISON(eq, ==)
 XG_COMPARISON(ne, !=)

@@ -127,6 +127,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor right = db == 1 ? unsqueeze(b, 1) : b;
   Shape sl = left.shape(), sr = right.shape();
   Shape batch_l(sl.begin(), sl.end() - 2), batch_r(sr.begin(), sr.end() - 2);
+  // Name the operands' full shapes, not just their batch parts, when the batch dims do not broadcast.
+  for (size_t i = 1; i <= std::min(batch_l.size(), batch_r.size()); ++i) {
+    const int64_t x = batch_l[batch_l.size() - i], y = batch_r[batch_r.size() - i];
+    XG_CHECK(x == y || x == 1 || y == 1, "matmul: cannot multiply {} by {}: batch dimensions {} and {} cannot be broadcast together",
+             shape_string(a.shape()), shape_string(b.shape()), shape_string(batch_l), shape_string(batch_r));
+  }
   Shape batch = detail::broadcast_shapes("matmul", batch_l, batch_r);
   const int64_t n = sl[sl.size() - 2], k = sl.back(), k2 = sr[sr.size() - 2], m = sr.back();
   XG_CHECK(k == k2, "matmul: cannot multiply {} by {}: inner dimensions {} and {} differ", shape_string(a.shape()), shape_string(b.shape()), k, k2);

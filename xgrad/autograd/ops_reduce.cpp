@@ -236,6 +236,7 @@ Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim
 Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool keepdim) {
   detail::dispatch_floating("norm", x, [](auto) { return 0; });
   XG_CHECK(p > 0, "norm: expected p > 0 (or infinity), got {}", p);
+  detail::normalize_dims("norm", dims, x.dim());  // report a bad dim as norm's, not as the inner sum's
   if (std::isinf(p)) {
     Tensor a = abs(x);
     const std::vector<int64_t> reduce = detail::normalize_dims("norm", dims, x.dim());
@@ -267,7 +268,12 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
     }
     return out;
   }
-  return pow(sum(pow(abs(x), p), dims, keepdim), 1.0 / p);
+  // total^(1/p) has an infinite slope at total = 0; as PyTorch (and the p = 2 path above), the
+  // gradient of the norm of a zero slice is 0, so that branch is routed through a constant.
+  Tensor total = sum(pow(abs(x), p), dims, keepdim);
+  Tensor zero = eq(total, 0.0);
+  Tensor safe = where(zero, ones({}, total.dtype()), total);
+  return where(zero, zeros({}, total.dtype()), pow(safe, 1.0 / p));
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {

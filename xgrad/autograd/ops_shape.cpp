@@ -133,8 +133,8 @@ Tensor squeeze(const Tensor& x) {
 Tensor squeeze(const Tensor& x, int64_t dim) {
   detail::check_defined("squeeze", x);
   Shape s = x.shape();
+  int64_t d = detail::normalize_dim("squeeze", dim, x.dim());  // a 0-D tensor accepts dim 0 and -1 only
   if (s.empty()) return x;
-  int64_t d = detail::normalize_dim("squeeze", dim, x.dim());
   if (s[d] != 1) return x;
   s.erase(s.begin() + d);
   return reshape(x, s);
@@ -179,8 +179,8 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   detail::check_defined("transpose", x);
   const int64_t n = x.dim();
-  if (n == 0) return x;
   int64_t a = detail::normalize_dim("transpose", dim0, n), b = detail::normalize_dim("transpose", dim1, n);
+  if (n == 0) return x;
   std::vector<int64_t> perm(n);
   std::iota(perm.begin(), perm.end(), 0);
   std::swap(perm[a], perm[b]);
@@ -207,6 +207,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
     }
     int64_t have = s[i - lead];
     if (shape[i] == -1) target[i] = have;
+    XG_CHECK(target[i] >= 0, "expand: invalid size {} in shape {} (only -1 may be negative)", shape[i], shape_string(shape));
     XG_CHECK(have == target[i] || have == 1,
              "expand: the expanded size of the tensor ({}) must match the existing size ({}) at non-singleton dimension {}; target shape {}, tensor shape {}",
              target[i], have, i, shape_string(shape), shape_string(s));
@@ -334,10 +335,27 @@ TensorList split_with_sizes(const Tensor& x, const std::vector<int64_t>& sizes, 
   }
   XG_CHECK(sum == total, "split_with_sizes: sizes {} add up to {} but dimension {} has size {}", fmt::format("{}", sizes), sum, dim, total);
   TensorList pieces;
-  int64_t offset = 0;
-  for (int64_t s : sizes) {
-    pieces.push_back(narrow(x, d, offset, s));
-    offset += s;
+  {
+    // One node for all pieces (below), not one SliceBackward per piece: those would each build a
+    // zero-filled gradient of x's full size, O(pieces * size) for splitting a sequence into steps.
+    AutoGradMode no_record(false);
+    int64_t offset = 0;
+    for (int64_t s : sizes) {
+      pieces.push_back(narrow(x, d, offset, s));
+      offset += s;
+    }
+  }
+  if (should_record({&x})) {
+    autograd::record_multi("SplitWithSizesBackward", {x}, pieces, {}, [sizes, d](const BackwardContext& ctx, const TensorList& grads) {
+      TensorList parts;
+      parts.reserve(sizes.size());
+      Shape piece_shape = ctx.input_shape(0);
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        piece_shape[d] = sizes[i];
+        parts.push_back(grads[i].defined() ? grads[i] : zeros(piece_shape, ctx.input_dtype(0)));
+      }
+      return TensorList{cat(parts, d)};
+    });
   }
   return pieces;
 }
@@ -370,6 +388,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   detail::DimSplit split = detail::split_at(s, d);
   const int64_t* idx = index.array<int64_t>().data();
   const int64_t count = index.numel();
+  XG_CHECK(!s.empty() || count == 1, "index_select: the index into a 0-D tensor can have only 1 value, got {}", count);
   for (int64_t k = 0; k < count; ++k)
     XG_CHECK(idx[k] >= 0 && idx[k] < split.size, "index_select: index {} is out of range for dimension {} of size {}", idx[k], dim, split.size);
   Shape out_shape = s;
@@ -399,6 +418,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   const int64_t d = detail::normalize_dim("index_add", dim, x.dim());
   Shape expected = s;
   if (!expected.empty()) expected[d] = index.numel();
+  XG_CHECK(!s.empty() || index.numel() == 1, "index_add: the index into a 0-D tensor can have only 1 value, got {}", index.numel());
   XG_CHECK(source.shape() == expected, "index_add: source should have shape {} (x's shape with dim {} = number of indices), got {}",
            shape_string(expected), dim, shape_string(source.shape()));
   detail::DimSplit split = detail::split_at(s, d);
@@ -445,9 +465,10 @@ void for_each_indexed(const char* op, const Shape& x_shape, int64_t d, const Ten
   const int64_t* idx = index.array<int64_t>().data();
   std::vector<int64_t> counter(static_cast<size_t>(n), 0);
   const int64_t total = index.numel();
+  const int64_t dim_size = x_shape.empty() ? 1 : x_shape[static_cast<size_t>(d)];  // a 0-D tensor has one slot along dim 0
   for (int64_t e = 0; e < total; ++e) {
     int64_t target = idx[e];
-    XG_CHECK(target >= 0 && target < x_shape[d], "{}: index {} is out of bounds for dimension {} with size {}", op, target, d, x_shape[d]);
+    XG_CHECK(target >= 0 && target < dim_size, "{}: index {} is out of bounds for dimension {} with size {}", op, target, d, dim_size);
     int64_t x_offset = 0, src_offset = 0;
     for (int64_t k = 0; k < n; ++k) {
       x_offset += (k == d ? target : counter[k]) * x_strides[k];
