@@ -1,5 +1,6 @@
 // Fits a 2-layer tanh network to a real function, y = sin(x) + 0.3 cos(3x) on [-pi, pi], with a
 // hand-written SGD loop over .grad(): the smallest complete use of the tape.
+// smoke-test: --steps 500
 #include <cmath>
 #include <cstdlib>
 #include <iostream>

@@ -22,6 +22,10 @@ packages=(
   nlohmann-json3-dev
   zlib1g-dev
   dataset-fashion-mnist
+  libcli11-dev        # examples' command lines
+  gnuplot-nox         # training-curve PNGs (examples skip the plot without it)
+  libopenmpi-dev      # xg::distributed (built only when MPI is found)
+  openmpi-bin
   "$@"
 )
 
