@@ -2,17 +2,25 @@
 # Build and run xgrad's benchmarks (bench/README.md), plus the libtorch comparison when libtorch is
 # available, and print a summary of medians.
 #
-#   scripts/bench.sh [--rounds N] [--threads "1 2"] [--quick] [--no-torch] [-- extra bench args]
+#   scripts/bench.sh [--rounds N] [--threads "1 2"] [--quick] [--no-torch] [--cases LIST] [--no-core]
+#                    [--no-train] [-- extra bench_core args]
 #
 #   --rounds N      process-level rounds per thread setting (default 3). In each round bench_core and
 #                   bench_core_torch run back to back, alternating which goes first; every binary
 #                   itself alternates its contenders repetition by repetition.
 #   --threads LIST  OPENBLAS_NUM_THREADS values to run with (default "1 2").
 #   --quick         20 repetitions per case instead of the defaults (still >= 20).
-#   --no-torch      do not install libtorch-dev / build / run bench_core_torch.
+#   --no-torch      do not install libtorch-dev / build / run the libtorch binaries.
+#   --cases LIST    bench_train cases, comma-separated (default all; `build/bench/bench_train --list`).
+#   --no-core       skip bench_core / bench_core_torch (per-op overhead, tanh_bias, matmul).
+#   --no-train      skip bench_train (the training cases A-G of issue 6, xgrad vs libtorch).
 #
-# Environment: XGRAD_NATIVE=ON|OFF (default ON, as scripts/test.sh). OPENBLAS_CORETYPE is passed
-# through unchanged (and printed). Logs go to build/bench-results/<timestamp>/.
+# bench_train runs once per thread setting: it alternates an xgrad and a libtorch worker process
+# repetition by repetition itself, so process-level rounds are not needed there.
+#
+# Environment: XGRAD_NATIVE=ON|OFF (default ON, as scripts/test.sh); XGRAD_BENCH_BUILD_DIR (default
+# build). OPENBLAS_CORETYPE is passed through unchanged (and printed). Logs go to
+# <build dir>/bench-results/<timestamp>/.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +30,9 @@ cd "$repo_root"
 rounds=3
 threads_list="1 2"
 with_torch=1
+with_core=1
+with_train=1
+train_cases=""
 bench_args=()
 while (($#)); do
   case "$1" in
@@ -29,8 +40,11 @@ while (($#)); do
     --threads) threads_list="$2"; shift 2 ;;
     --quick) bench_args+=(--quick); shift ;;
     --no-torch) with_torch=0; shift ;;
+    --cases) train_cases="$2"; shift 2 ;;
+    --no-core) with_core=0; shift ;;
+    --no-train) with_train=0; shift ;;
     --) shift; bench_args+=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,31 +63,41 @@ fi
 # ---- build ------------------------------------------------------------------------------------------
 torch_flag=ON
 ((with_torch)) || torch_flag=OFF
-cmake -S . -B build \
+build_dir="${XGRAD_BENCH_BUILD_DIR:-build}"
+cmake -S . -B "$build_dir" \
   -DCMAKE_BUILD_TYPE=Release \
   -DXGRAD_NATIVE="${XGRAD_NATIVE:-ON}" \
   -DXGRAD_BUILD_BENCH=ON \
   -DXGRAD_BENCH_TORCH="$torch_flag" >/dev/null
 
-targets=(bench_core)
+targets=()
+((with_core)) && targets+=(bench_core)
+((with_train)) && targets+=(bench_train)
+have_torch=0
 if ((with_torch)); then
   # (capture first: `cmake ... | grep -q` would fail under pipefail when grep exits early)
-  target_list="$(cmake --build build --target help 2>/dev/null || true)"
+  target_list="$(cmake --build "$build_dir" --target help 2>/dev/null || true)"
   if grep -qw bench_core_torch <<<"$target_list"; then
-    targets+=(bench_core_torch)
+    have_torch=1
+    ((with_core)) && targets+=(bench_core_torch)
+    ((with_train)) && targets+=(bench_train_torch)
   fi
 fi
-cmake --build build -j"$(nproc)" --target "${targets[@]}"
+((${#targets[@]})) || { echo "bench.sh: nothing to run (--no-core and --no-train)" >&2; exit 2; }
+cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
 
 binaries=()
-for t in "${targets[@]}"; do binaries+=("build/bench/$t"); done
-if ((with_torch)) && [[ ${#binaries[@]} -eq 1 ]]; then
-  echo "bench.sh: bench_core_torch was not configured (libtorch not found); running bench_core only" >&2
+if ((with_core)); then
+  binaries+=("$build_dir/bench/bench_core")
+  ((have_torch)) && binaries+=("$build_dir/bench/bench_core_torch")
+fi
+if ((with_torch)) && ((!have_torch)); then
+  echo "bench.sh: libtorch was not found by CMake; running the xgrad side only" >&2
 fi
 
 # ---- run --------------------------------------------------------------------------------------------
 stamp="$(date +%Y%m%d-%H%M%S)"
-out_dir="build/bench-results/$stamp"
+out_dir="$build_dir/bench-results/$stamp"
 mkdir -p "$out_dir"
 results="$out_dir/results.txt"   # "<threads> <round> RESULT ..." lines
 : >"$results"
@@ -92,6 +116,7 @@ if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > 0.5 * n) }'; then
 fi
 
 for threads in $threads_list; do
+  ((${#binaries[@]})) || break
   for ((round = 1; round <= rounds; ++round)); do
     order=("${binaries[@]}")
     if ((round % 2 == 0)) && ((${#binaries[@]} > 1)); then
@@ -113,6 +138,25 @@ for threads in $threads_list; do
   done
 done
 
+# ---- bench_train: the training cases, xgrad and libtorch workers alternating ----------------------
+train_args=()
+[[ -n "$train_cases" ]] && train_args+=(--cases "$train_cases")
+for a in "${bench_args[@]}"; do [[ "$a" == --quick ]] && train_args+=(--quick); done
+((have_torch)) || train_args+=(--no-torch)
+if ((with_train)); then
+  for threads in $threads_list; do
+    log="$out_dir/bench_train.threads${threads}.log"
+    echo "== OPENBLAS_NUM_THREADS=$threads: bench_train ${train_args[*]}"
+    OPENBLAS_NUM_THREADS="$threads" "$build_dir/bench/bench_train" --threads "$threads" "${train_args[@]}" >"$log" 2>&1 || {
+      echo "bench.sh: bench_train failed (see $log)" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    }
+    sed -n '/^== summary/,$p' "$log"
+    grep '^RESULT ' "$log" | sed "s/^/$threads 1 /" >>"$results"
+  done
+fi
+
 # ---- summary: medians over rounds (each value is itself a median of >= 20 repetitions) --------------
 echo
 echo "== bench.sh summary: median over $rounds round(s) of each binary's medians =="
@@ -128,6 +172,11 @@ function med(list,    n, a, i, j, t) {
   key = thr SUBSEP f["bench"] SUBSEP f["case"] SUBSEP f["metric"]
   vals[key] = vals[key] " " f["value"]; unit[key] = f["unit"]
   per_round[thr SUBSEP rnd SUBSEP f["bench"] SUBSEP f["case"] SUBSEP f["metric"]] = f["value"]
+  best[key] = f["best"]
+  if (f["bench"] == "bench_train") {
+    if (!((thr SUBSEP f["case"]) in train_seen)) train_seen[thr SUBSEP f["case"]] = 1
+    if (!(f["case"] in case_index)) { case_index[f["case"]] = ++ncase; case_order[ncase] = f["case"] }
+  }
   if (!(thr in seen_thr)) { seen_thr[thr] = 1; thr_order[++nthr] = thr }
   rounds_of[thr] = (rnd > rounds_of[thr]) ? rnd : rounds_of[thr]
 }
@@ -172,6 +221,21 @@ END {
         g, get(thr, "bench_core", "matmul", "gflops_sgemm"), 100 * fr, (fr >= 0.9 ? "PASS" : "MISS")
       tg = get(thr, "bench_core_torch", "matmul", "gflops_torch")
       if (tg != "") printf "           libtorch %.1f GFLOP/s (libtorch/sgemm %.1f %%)\n", tg, 100 * get(thr, "bench_core_torch", "matmul", "fraction_torch_over_sgemm")
+    }
+    ntrain = 0
+    for (tk in train_seen) { split(tk, kk, SUBSEP); if (kk[1] == thr) ntrain++ }
+    if (ntrain > 0) {
+      printf "%-12s | %-24s | %-24s | %-8s | %-8s | %-19s | %s\n", "train case", "xgrad median (min)", "libtorch median (min)", "x/torch", "cpu x/t", "peak MB xgrad/torch", "time/mem"
+      for (ci = 1; ci <= ncase; ++ci) {
+        c = case_order[ci]; if (!((thr SUBSEP c) in train_seen)) continue
+        u = (get(thr, "bench_train", c, "ms_xgrad") != "") ? "ms" : "s"
+        xm = get(thr, "bench_train", c, u "_xgrad"); tm = get(thr, "bench_train", c, u "_torch")
+        r = get(thr, "bench_train", c, "ratio_time"); rc = get(thr, "bench_train", c, "ratio_cpu")
+        mx = get(thr, "bench_train", c, "peak_mb_xgrad"); mt = get(thr, "bench_train", c, "peak_mb_torch")
+        printf "%-12s | %9.3f %-2s (%9.3f) | ", c, xm, u, best[thr SUBSEP "bench_train" SUBSEP c SUBSEP u "_xgrad"]
+        if (tm != "") printf "%9.3f %-2s (%9.3f) | %-8.3f | %-8.3f | %7.1f / %-9.1f | %s/%s\n", tm, u, best[thr SUBSEP "bench_train" SUBSEP c SUBSEP u "_torch"], r, rc, mx, mt, (r <= 1.0 ? "PASS" : "MISS"), (mx <= mt ? "PASS" : "MISS")
+        else printf "%-24s | %-8s | %-8s | %7.1f / %-9s | -\n", "-", "-", "-", mx, "-"
+      }
     }
   }
 }' "$results" | tee "$out_dir/summary.txt"
