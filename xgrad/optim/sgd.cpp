@@ -29,6 +29,55 @@ void SGD::check_options(const OptimizerOptions& options) const {
 //                      g <- g + momentum * b if nesterov, else g <- b
 //   p <- p - lr * g
 // (maximize negates the gradient first, as torch.optim.SGD's code does since 1.12.)
+namespace {
+
+struct SGDHyper {
+  double lr, weight_decay, momentum, dampening;
+  bool maximize;
+};
+
+// One pass per parameter with the options as template flags: no per-element branches, so the loop
+// vectorises (the branchy scalar loop was ~20 % of a 784-100-10 MLP step; bench/README.md).
+template <class T, bool kDecay, bool kMomentum, bool kFirst, bool kNesterov>
+void sgd_kernel(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n, const SGDHyper& h) {
+  const T lr = static_cast<T>(h.lr), weight_decay = static_cast<T>(h.weight_decay);
+  const T momentum = static_cast<T>(h.momentum), one_minus_dampening = static_cast<T>(1.0 - h.dampening);
+  const T sign = h.maximize ? T(-1) : T(1);  // exact: maximize negates the gradient
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    T d = sign * g[i];
+    if constexpr (kDecay) d = d + weight_decay * p[i];
+    if constexpr (kMomentum) {
+      T b;
+      if constexpr (kFirst) b = d;
+      else b = buf[i] * momentum + one_minus_dampening * d;
+      buf[i] = b;
+      if constexpr (kNesterov) d = d + momentum * b;
+      else d = b;
+    }
+    p[i] = p[i] - lr * d;
+  }
+}
+
+template <class T, bool kDecay>
+void sgd_update_decay(T* p, const T* g, T* buf, int64_t n, const SGDHyper& h, bool momentum, bool first, bool nesterov) {
+  if (!momentum) return sgd_kernel<T, kDecay, false, false, false>(p, g, buf, n, h);
+  if (first) {
+    if (nesterov) return sgd_kernel<T, kDecay, true, true, true>(p, g, buf, n, h);
+    return sgd_kernel<T, kDecay, true, true, false>(p, g, buf, n, h);
+  }
+  if (nesterov) return sgd_kernel<T, kDecay, true, false, true>(p, g, buf, n, h);
+  return sgd_kernel<T, kDecay, true, false, false>(p, g, buf, n, h);
+}
+
+template <class T>
+void sgd_update(T* p, const T* g, T* buf, int64_t n, const SGDHyper& h, bool momentum, bool first, bool nesterov) {
+  if (h.weight_decay != 0) sgd_update_decay<T, true>(p, g, buf, n, h, momentum, first, nesterov);
+  else sgd_update_decay<T, false>(p, g, buf, n, h, momentum, first, nesterov);
+}
+
+}  // namespace
+
 Tensor SGD::step(LossClosure closure) {
   Tensor loss = evaluate_closure(closure);
   NoGradGuard no_grad;
@@ -46,25 +95,11 @@ Tensor SGD::step(LossClosure closure) {
         first = !state.momentum_buffer.defined();
         detail::ensure_state_tensor(state.momentum_buffer, param);
       }
+      const SGDHyper hyper{options.lr(), options.weight_decay(), options.momentum(), options.dampening(), options.maximize()};
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* buf = use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr;
-        const T lr = static_cast<T>(options.lr()), weight_decay = static_cast<T>(options.weight_decay());
-        const T momentum = static_cast<T>(options.momentum());
-        const T one_minus_dampening = static_cast<T>(1.0 - options.dampening());
-        const bool maximize = options.maximize(), nesterov = options.nesterov(), decay = weight_decay != 0;
-        const int64_t n = param.numel();
-        for (int64_t i = 0; i < n; ++i) {
-          T d = maximize ? -g[i] : g[i];
-          if (decay) d = d + weight_decay * p[i];
-          if (use_momentum) {
-            buf[i] = first ? d : buf[i] * momentum + one_minus_dampening * d;
-            d = nesterov ? d + momentum * buf[i] : buf[i];
-          }
-          p[i] = p[i] - lr * d;
-        }
+        sgd_update<T>(param.data_ptr<T>(), grad.data_ptr<T>(), use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr,
+                      param.numel(), hyper, use_momentum, first, options.nesterov());
       });
       detail::bump_version(param);
     }
