@@ -21,3 +21,6 @@
 #if __has_include("xgrad/data/data.hpp")
 #include "xgrad/data/data.hpp"
 #endif
+#if __has_include("xgrad/distributed/distributed.hpp") && defined(XGRAD_HAS_MPI)
+#include "xgrad/distributed/distributed.hpp"
+#endif

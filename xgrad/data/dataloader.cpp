@@ -12,6 +12,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
     : dataset_(std::move(dataset)), options_(options), transform_(std::move(transform)) {
   XG_CHECK(dataset_ != nullptr, "DataLoader: the dataset is null");
   XG_CHECK(options_.batch_size_ > 0, "DataLoader: batch_size must be positive, got {}", options_.batch_size_);
+  XG_CHECK(!(options_.sampler_ && options_.shuffle_),
+           "DataLoader: sampler and shuffle=true are mutually exclusive (let the sampler shuffle)");
   if (options_.seed_) {
     generator_.seed(*options_.seed_);
   } else {
@@ -21,7 +23,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
 }
 
 int64_t DataLoader::size() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size_;
+  const int64_t n = options_.sampler_ ? options_.sampler_->size() : dataset_->size(), b = options_.batch_size_;
   return options_.drop_last_ ? n / b : (n + b - 1) / b;
 }
 
@@ -41,8 +43,17 @@ void DataLoader::set_generator_state(const std::string& state) {
 
 DataLoader::Iterator DataLoader::begin() {
   auto plan = std::make_shared<Iterator::Plan>();
-  plan->order.resize(static_cast<size_t>(dataset_->size()));
-  std::iota(plan->order.begin(), plan->order.end(), int64_t{0});
+  if (options_.sampler_) {
+    plan->order = options_.sampler_->indices();
+    XG_CHECK(static_cast<int64_t>(plan->order.size()) == options_.sampler_->size(),
+             "DataLoader: the sampler gave {} indices but its size() is {}", plan->order.size(), options_.sampler_->size());
+    for (int64_t index : plan->order)
+      XG_CHECK(index >= 0 && index < dataset_->size(), "DataLoader: the sampler gave index {} for a dataset of size {}",
+               index, dataset_->size());
+  } else {
+    plan->order.resize(static_cast<size_t>(dataset_->size()));
+    std::iota(plan->order.begin(), plan->order.end(), int64_t{0});
+  }
   if (options_.shuffle_) {
     for (int64_t i = static_cast<int64_t>(plan->order.size()) - 1; i > 0; --i)
       std::swap(plan->order[i], plan->order[generator_() % static_cast<uint64_t>(i + 1)]);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "xgrad/data/dataset.hpp"
 
@@ -17,12 +18,24 @@ namespace xg::data {
 /// A batch transform: (data [N, ...], generator) -> transformed data.
 using BatchTransform = std::function<Tensor(const Tensor&, std::mt19937_64&)>;
 
+/// Chooses the dataset indices an epoch visits, in order (torch.utils.data.Sampler); the DataLoader
+/// asks for them each time an epoch begins. DistributedSampler gives each process its shard.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  /// The indices of the epoch that is beginning (each in [0, dataset size)).
+  virtual std::vector<int64_t> indices() = 0;
+  /// How many indices each epoch has.
+  virtual int64_t size() const = 0;
+};
+
 struct DataLoaderOptions {
   int64_t batch_size_ = 1;
   bool shuffle_ = false;
   bool drop_last_ = false;
   bool prefetch_ = true;
   std::optional<uint64_t> seed_;
+  std::shared_ptr<Sampler> sampler_;
   DataLoaderOptions() = default;
   explicit DataLoaderOptions(int64_t batch_size) : batch_size_(batch_size) {}
   DataLoaderOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
@@ -33,6 +46,9 @@ struct DataLoaderOptions {
   /// Seed of the loader's generator; without one it is drawn from xg's global generator (so
   /// xg::manual_seed makes the run reproducible).
   DataLoaderOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  /// Take each epoch's indices from a sampler (e.g. DistributedSampler) instead of 0..N-1 or a
+  /// shuffle; excludes shuffle (the sampler shuffles), as in PyTorch.
+  DataLoaderOptions& sampler(std::shared_ptr<Sampler> v) { sampler_ = std::move(v); return *this; }
 };
 
 class DataLoader {
