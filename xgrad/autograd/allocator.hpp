@@ -11,6 +11,12 @@ namespace xg {
 namespace detail {
 void* cached_allocate(std::size_t bytes);
 void cached_deallocate(void* pointer, std::size_t bytes) noexcept;
+/// Small fixed-size objects (tensor handles, storages, tape nodes and their edge lists): per-thread
+/// free lists by 16-byte size class, so the tape's many same-sized allocations neither go through
+/// malloc's locked paths in a multi-threaded process nor overflow its small per-thread cache.
+/// A block may be freed on any thread. Sizes above 512 bytes go to operator new.
+void* pool_allocate(std::size_t bytes);
+void pool_deallocate(void* pointer, std::size_t bytes) noexcept;
 }  // namespace detail
 
 /// Statistics of the caching allocator (bytes currently handed out, bytes held in the cache, and
@@ -42,6 +48,25 @@ struct CachingAllocator {
   };
   friend bool operator==(const CachingAllocator&, const CachingAllocator&) { return true; }
   friend bool operator!=(const CachingAllocator&, const CachingAllocator&) { return false; }
+};
+
+/// std::allocator-compatible front end of the small-object pool (for allocate_shared and the tape's
+/// small vectors). Stateless: any instance frees what another allocated.
+template <class T>
+struct PoolAllocator {
+  static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "PoolAllocator: over-aligned types are not pooled");
+  using value_type = T;
+  PoolAllocator() noexcept = default;
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(detail::pool_allocate(n * sizeof(T))); }
+  void deallocate(T* pointer, std::size_t n) noexcept { detail::pool_deallocate(pointer, n * sizeof(T)); }
+  template <class U>
+  struct rebind {
+    using other = PoolAllocator<U>;
+  };
+  friend bool operator==(const PoolAllocator&, const PoolAllocator&) { return true; }
+  friend bool operator!=(const PoolAllocator&, const PoolAllocator&) { return false; }
 };
 
 }  // namespace xg

@@ -79,17 +79,23 @@ void Node::remove_pre_hook(unsigned handle) {
 
 std::string Node::forward_description() const {
   std::vector<std::string> shapes;
-  for (const InputMeta& meta : input_meta_) shapes.push_back(fmt::format("{} {}", shape_string(meta.shape), meta.dtype));
+  for (const InputMeta& meta : input_meta_) shapes.push_back(fmt::format("{} {}", shape_string(meta.shape()), meta.dtype));
   return fmt::format("{} recorded on input(s) {}", name(), fmt::join(shapes, ", "));
 }
 
-void Node::set_inputs(const TensorList& inputs) {
-  next_edges_.resize(inputs.size());
-  input_meta_.resize(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
+void Node::set_inputs(const Tensor* inputs, size_t count) {
+  next_edges_.resize(count);
+  input_meta_.resize(count);
+  for (size_t i = 0; i < count; ++i) {
     const Tensor& input = inputs[i];
     if (!input.defined()) continue;
-    input_meta_[i] = InputMeta{input.shape(), input.dtype()};
+    InputMeta& meta = input_meta_[i];
+    std::visit(
+        [&](const auto& array) {
+          meta.sizes = array.shape();
+          meta.dtype = dtype_of<typename std::decay_t<decltype(array)>::value_type>();
+        },
+        input.impl()->storage->array);
     if (!input.requires_grad()) continue;
     if (input.grad_fn()) {
       next_edges_[i].node = input.grad_fn();
@@ -142,11 +148,22 @@ void SavedTensor::release() {
 
 // ---- function nodes and recording ------------------------------------------------------------
 TensorList FunctionNode::apply(TensorList&& grad_outputs) {
-  TensorList unpacked;
-  unpacked.reserve(saved.size());
-  std::shared_ptr<Node> self = shared_from_this();
-  for (const SavedTensor& s : saved) unpacked.push_back(s.unpack(self, name_));
-  BackwardContext ctx(*this, unpacked);
+  // Unpacked saved tensors live on the stack for the usual few; only saved outputs need a handle
+  // to this node (re-attached as their grad_fn), so shared_from_this is taken only for them.
+  constexpr size_t kInlineSaved = 4;
+  Tensor inline_saved[kInlineSaved];
+  TensorList heap_saved;
+  Tensor* unpacked = inline_saved;
+  if (saved.size() > kInlineSaved) {
+    heap_saved.resize(saved.size());
+    unpacked = heap_saved.data();
+  }
+  std::shared_ptr<Node> self;
+  for (size_t i = 0; i < saved.size(); ++i) {
+    if (saved[i].is_output() && !self) self = shared_from_this();
+    unpacked[i] = saved[i].unpack(self, name_);
+  }
+  BackwardContext ctx(*this, unpacked, saved.size());
   if (single_backward_) return single_backward_(ctx, grad_outputs[0]);
   return backward_(ctx, grad_outputs);
 }
@@ -173,12 +190,13 @@ bool should_record(const TensorList& inputs) {
 
 namespace {
 /// Connects a new node to its inputs, saves what backward needs and makes it the outputs' grad_fn.
-void attach(const std::shared_ptr<FunctionNode>& node, const TensorList& inputs, Tensor* outputs, size_t count,
-            const TensorList& saved) {
-  node->set_inputs(inputs);
+void attach(const std::shared_ptr<FunctionNode>& node, const Tensor* inputs, size_t input_count, Tensor* outputs,
+            size_t count, const Tensor* saved, size_t saved_count) {
+  node->set_inputs(inputs, input_count);
   node->set_num_outputs(static_cast<uint32_t>(count));
-  node->saved.reserve(saved.size());
-  for (const Tensor& s : saved) {
+  node->saved.reserve(saved_count);
+  for (size_t k = 0; k < saved_count; ++k) {
+    const Tensor& s = saved[k];
     bool is_output = false;
     for (size_t i = 0; i < count; ++i) {
       if (!outputs[i].defined() || !s.is_same(outputs[i])) continue;
@@ -197,16 +215,27 @@ void attach(const std::shared_ptr<FunctionNode>& node, const TensorList& inputs,
     impl.output_nr = static_cast<uint32_t>(i);
   }
 }
+
+template <class Backward>
+std::shared_ptr<FunctionNode> new_node(const char* op_name, Backward&& backward) {
+  return std::allocate_shared<FunctionNode>(PoolAllocator<FunctionNode>(), op_name, std::forward<Backward>(backward));
+}
 }  // namespace
 
 void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,
                   MultiBackwardFn backward) {
-  attach(std::make_shared<FunctionNode>(op_name, std::move(backward)), inputs, outputs.data(), outputs.size(), saved);
+  attach(new_node(op_name, std::move(backward)), inputs.data(), inputs.size(), outputs.data(), outputs.size(),
+         saved.data(), saved.size());
 }
 
 void record(const char* op_name, const TensorList& inputs, Tensor& output, const TensorList& saved,
             BackwardFn backward) {
-  attach(std::make_shared<FunctionNode>(op_name, std::move(backward)), inputs, &output, 1, saved);
+  attach(new_node(op_name, std::move(backward)), inputs.data(), inputs.size(), &output, 1, saved.data(), saved.size());
+}
+
+void record(const char* op_name, std::initializer_list<Tensor> inputs, Tensor& output,
+            std::initializer_list<Tensor> saved, BackwardFn backward) {
+  attach(new_node(op_name, std::move(backward)), inputs.begin(), inputs.size(), &output, 1, saved.begin(), saved.size());
 }
 
 namespace {
@@ -232,6 +261,16 @@ void check_forward_anomaly(const char* op_name, const Tensor& output) {
 
 // ---- the engine ------------------------------------------------------------------------------
 namespace {
+
+/// True when the tensor's sizes equal `sizes` (no vector built).
+bool has_sizes(const Tensor& t, const Array<float>::shape_type& sizes) {
+  return std::visit(
+      [&](const auto& array) {
+        const auto& own = array.shape();
+        return own.size() == sizes.size() && std::equal(own.begin(), own.end(), sizes.begin());
+      },
+      t.impl()->storage->array);
+}
 
 /// Adds a gradient into a slot: out of place, because the same gradient tensor may have been
 /// handed to several edges (add's backward returns its input gradient twice).
@@ -456,17 +495,18 @@ class GraphTask {
         continue;
       }
       const InputMeta& meta = node->input_meta()[i];
-      if (!g.has_shape(meta.shape)) {
-        Tensor reduced = sum_to(g, meta.shape);
-        XG_CHECK(reduced.shape() == meta.shape, "backward: {} returned a gradient of shape {} for input {} of shape {}",
-                 node->name(), shape_string(g.shape()), i, shape_string(meta.shape));
+      if (!has_sizes(g, meta.sizes)) {
+        const Shape input_shape = meta.shape();
+        Tensor reduced = sum_to(g, input_shape);
+        XG_CHECK(reduced.shape() == input_shape, "backward: {} returned a gradient of shape {} for input {} of shape {}",
+                 node->name(), shape_string(g.shape()), i, shape_string(input_shape));
         g = reduced;
       }
       XG_CHECK(g.dtype() == meta.dtype, "backward: {} returned a {} gradient for {} input {}", node->name(), g.dtype(),
                meta.dtype, i);
       if (AnomalyMode::is_enabled()) {
         XG_CHECK(all_finite(g), "anomaly detected: {} returned NaN or Inf in the gradient of input {} (shape {}); {}",
-                 node->name(), i, shape_string(meta.shape), node->forward_description());
+                 node->name(), i, shape_string(meta.shape()), node->forward_description());
       }
       if (edges[i].node && !is_needed(edges[i].node.get())) continue;
       deliver(edges[i], std::move(g), node);

@@ -76,7 +76,15 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
 template <class T>
 Tensor make_tensor(Array<T>&& array) {
-  return Tensor(std::move(array));
+  return Tensor(make_impl(make_storage<T>(std::move(array)), false));
+}
+
+/// A new tensor of element type T and the given container shape, uninitialised, with the container
+/// built in place inside its storage (no container move). Write through data_ptr<T>().
+template <class T>
+Tensor empty_tensor(const XShape& shape) {
+  return Tensor(make_impl(std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, shape),
+                          false));
 }
 
 template <class T>

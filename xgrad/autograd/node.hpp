@@ -4,7 +4,9 @@
 /// forward pass, and how to turn output gradients into input gradients.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,10 +26,16 @@ struct Edge {
 };
 
 /// What a node remembers of an input: for reducing broadcast gradients and checking their type.
+/// The sizes are kept as the container holds them (inline up to 4 dims: no heap allocation per input).
 struct InputMeta {
-  Shape shape;
-  Dtype dtype;
+  Array<float>::shape_type sizes;
+  Dtype dtype = kFloat32;
+  Shape shape() const { return Shape(sizes.begin(), sizes.end()); }
 };
+
+/// The tape's per-node lists come from the small-object pool.
+using EdgeList = std::vector<Edge, PoolAllocator<Edge>>;
+using InputMetaList = std::vector<InputMeta, PoolAllocator<InputMeta>>;
 
 /// A tensor kept for backward. Remembers the version it was saved at, so an in-place change made
 /// afterwards is reported instead of silently giving a wrong gradient. An output of the node itself
@@ -40,6 +48,8 @@ class SavedTensor {
   Tensor unpack(const std::shared_ptr<Node>& node, const char* op_name) const;
   void release();
   bool defined() const { return defined_; }
+  /// True when this is an output of the node that saved it (unpack re-attaches the node).
+  bool is_output() const { return is_output_; }
 
  private:
   Tensor tensor_;                      // for inputs: the tensor itself
@@ -68,8 +78,8 @@ class Node : public std::enable_shared_from_this<Node> {
   /// Frees saved tensors (after a backward without retain_graph).
   virtual void release_saved() {}
 
-  const std::vector<Edge>& next_edges() const { return next_edges_; }
-  const std::vector<InputMeta>& input_meta() const { return input_meta_; }
+  const EdgeList& next_edges() const { return next_edges_; }
+  const InputMetaList& input_meta() const { return input_meta_; }
   uint32_t num_outputs() const { return num_outputs_; }
   uint64_t sequence_nr() const { return sequence_nr_; }
   /// True when input i needs a gradient (has an edge).
@@ -86,7 +96,8 @@ class Node : public std::enable_shared_from_this<Node> {
   std::string forward_description() const;
 
   /// Connects the node to its inputs (called once, when recording).
-  void set_inputs(const TensorList& inputs);
+  void set_inputs(const TensorList& inputs) { set_inputs(inputs.data(), inputs.size()); }
+  void set_inputs(const Tensor* inputs, size_t count);
   void set_num_outputs(uint32_t n) { num_outputs_ = n; }
 
   /// The engine's per-pass bookkeeping, kept in the node so a backward pass needs no hash maps.
@@ -101,8 +112,8 @@ class Node : public std::enable_shared_from_this<Node> {
   } scratch;
 
  protected:
-  std::vector<Edge> next_edges_;
-  std::vector<InputMeta> input_meta_;
+  EdgeList next_edges_;
+  InputMetaList input_meta_;
   uint32_t num_outputs_ = 1;
   uint64_t sequence_nr_;
   std::vector<std::tuple<unsigned, uint32_t, TensorHook>> pre_hooks_;
@@ -112,16 +123,21 @@ class Node : public std::enable_shared_from_this<Node> {
 /// What a backward function of a built-in op can see.
 class BackwardContext {
  public:
-  BackwardContext(const Node& node, const TensorList& saved) : node_(node), saved_(saved) {}
+  BackwardContext(const Node& node, const TensorList& saved) : node_(node), saved_(saved.data()), count_(saved.size()) {}
+  BackwardContext(const Node& node, const Tensor* saved, size_t count) : node_(node), saved_(saved), count_(count) {}
   /// The i-th tensor passed to record(..., saved, ...).
-  const Tensor& saved(size_t i) const { return saved_.at(i); }
+  const Tensor& saved(size_t i) const {
+    if (i >= count_) throw std::out_of_range("BackwardContext::saved: index out of range");
+    return saved_[i];
+  }
   bool needs_grad(size_t input) const { return node_.needs_input_grad(input); }
-  const Shape& input_shape(size_t input) const { return node_.input_meta().at(input).shape; }
+  Shape input_shape(size_t input) const { return node_.input_meta().at(input).shape(); }
   Dtype input_dtype(size_t input) const { return node_.input_meta().at(input).dtype; }
 
  private:
   const Node& node_;
-  const TensorList& saved_;
+  const Tensor* saved_;
+  size_t count_;
 };
 
 /// Backward of a single-output op: (context, gradient of the output) -> gradient per input.
@@ -137,7 +153,7 @@ class FunctionNode final : public Node {
   TensorList apply(TensorList&& grad_outputs) override;
   std::string name() const override;
   void release_saved() override;
-  std::vector<SavedTensor> saved;
+  std::vector<SavedTensor, PoolAllocator<SavedTensor>> saved;
 
  private:
   const char* name_;
@@ -152,6 +168,9 @@ bool should_record(const TensorList& inputs);
 /// Records a single-output op: `output` gets a node that saves `saved` and runs `backward`.
 void record(const char* op_name, const TensorList& inputs, Tensor& output, const TensorList& saved,
             BackwardFn backward);
+/// The same for braced lists (`record("MulBackward", {a, b}, out, {a, b}, ...)`): no vectors built.
+void record(const char* op_name, std::initializer_list<Tensor> inputs, Tensor& output,
+            std::initializer_list<Tensor> saved, BackwardFn backward);
 /// Records a multi-output op (outputs may include non-differentiable ones, left out of `outputs`
 /// by passing undefined tensors).
 void record_multi(const char* op_name, const TensorList& inputs, TensorList& outputs, const TensorList& saved,

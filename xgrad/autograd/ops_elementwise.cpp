@@ -21,6 +21,21 @@ namespace {
 template <class F>
 Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
   detail::check_same_dtype(op, a, b);
+  // Same shapes (the common case): one flat loop, no shape vectors or broadcast set-up.
+  std::optional<Tensor> same_shape = dispatch(a.dtype(), [&](auto tag) -> std::optional<Tensor> {
+    using T = decltype(tag);
+    const Array<T>& x = a.array<T>();
+    const Array<T>& y = b.array<T>();
+    if (x.shape() != y.shape()) return std::nullopt;
+    Tensor out = detail::empty_tensor<T>(x.shape());
+    const T* px = x.data();
+    const T* py = y.data();
+    T* po = out.data_ptr<T>();
+    const size_t n = x.size();
+    for (size_t i = 0; i < n; ++i) po[i] = static_cast<T>(f(px[i], py[i]));
+    return out;
+  });
+  if (same_shape) return std::move(*same_shape);
   const Shape sa = a.shape(), sb = b.shape();
   const Shape so = detail::broadcast_shapes(op, sa, sb);
   return dispatch(a.dtype(), [&](auto tag) {
@@ -45,12 +60,12 @@ Tensor scalar_map(const Tensor& x, F f) {
   return dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const Array<T>& in = x.array<T>();
-    Array<T> out(in.shape());
+    Tensor out = detail::empty_tensor<T>(in.shape());
     const T* src = in.data();
-    T* dst = out.data();
+    T* dst = out.data_ptr<T>();
     const size_t n = in.size();
     for (size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(f(src[i]));
-    return detail::make_tensor(std::move(out));
+    return out;
   });
 }
 
@@ -60,9 +75,9 @@ Tensor unary_expression(const char* op, const Tensor& x, Expr expression) {
   return dispatch_floating(op, x, [&](auto tag) {
     using T = decltype(tag);
     const Array<T>& in = x.array<T>();
-    Array<T> out(in.shape());
-    xt::noalias(out) = expression(in);
-    return detail::make_tensor(std::move(out));
+    Tensor out = detail::empty_tensor<T>(in.shape());
+    xt::noalias(out.array<T>()) = expression(in);
+    return out;
   });
 }
 
@@ -370,7 +385,21 @@ Tensor tanh(const Tensor& x) {
   if (should_record({&x})) {
     record("TanhBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
       const Tensor& y = ctx.saved(0);
-      return TensorList{mul(gy, rsub(mul(y, y), 1.0))};  // 1 - tanh^2
+      // d tanh = 1 - tanh^2. Without create_graph nothing records, so one fused pass will do.
+      if (!autograd::GradMode::is_enabled() && gy.dtype() == y.dtype() && gy.has_shape(y.shape())) {
+        return TensorList{dispatch(y.dtype(), [&](auto tag) {
+          using T = decltype(tag);
+          const Array<T>& yy = y.array<T>();
+          const Array<T>& gg = gy.array<T>();
+          Tensor result = detail::empty_tensor<T>(yy.shape());
+          const T* py = yy.data();
+          const T* pg = gg.data();
+          T* pr = result.data_ptr<T>();
+          for (size_t i = 0; i < yy.size(); ++i) pr[i] = pg[i] * (T(1) - py[i] * py[i]);
+          return result;
+        })};
+      }
+      return TensorList{mul(gy, rsub(mul(y, y), 1.0))};
     });
   }
   return finish("tanh", out);
@@ -591,6 +620,22 @@ void commit_inplace(const char* op, Tensor& self, const Tensor& result) {
 template <class F>
 void inplace_binary(const char* op, Tensor& self, const Tensor& other, F f) {
   detail::check_same_dtype(op, self, other);
+  // Same shapes (e.g. gradient accumulation): one flat loop, no shape vectors.
+  const bool same_shape = dispatch(self.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Array<T>& target = self.array<T>();
+    const Array<T>& source = other.array<T>();
+    if (target.shape() != source.shape()) return false;
+    T* data = target.data();
+    const T* src = source.data();
+    const size_t n = target.size();
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<T>(f(data[i], src[i]));
+    return true;
+  });
+  if (same_shape) {
+    ++self.impl()->storage->version;
+    return;
+  }
   const Shape ss = self.shape(), so = other.shape();
   XG_CHECK(detail::broadcast_shapes(op, ss, so) == ss, "{}: the operand of shape {} does not broadcast to the in-place target's shape {}",
            op, shape_string(so), shape_string(ss));

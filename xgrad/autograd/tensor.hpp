@@ -31,8 +31,15 @@ using Array = xt::xarray<T, xt::layout_type::row_major, CachingAllocator<T>>;
 /// A buffer shared by a tensor, its detached aliases and the saved copies autograd keeps. The version
 /// counter is bumped by every in-place change, so backward can detect data it needs being overwritten.
 struct Storage {
-  std::variant<Array<float>, Array<double>, Array<int64_t>> array;
+  using Variant = std::variant<Array<float>, Array<double>, Array<int64_t>>;
+  Variant array;
   uint64_t version = 0;
+  Storage() = default;
+  explicit Storage(Variant held, uint64_t version_ = 0) : array(std::move(held)), version(version_) {}
+  /// Builds the container in place from `args` (a container to move from, or a shape): xtensor
+  /// moves are not free (three small vectors each), so the hot paths avoid them.
+  template <class A, class... Args>
+  explicit Storage(std::in_place_type_t<A> type, Args&&... args) : array(type, std::forward<Args>(args)...) {}
 };
 
 namespace autograd {
@@ -267,11 +274,15 @@ std::string shape_string(const Shape& shape);
 namespace detail {
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad);
 [[noreturn]] void throw_dtype_access(Dtype have, Dtype want);
+/// A new storage holding `array` (moved in once), from the small-object pool.
+template <class T>
+std::shared_ptr<Storage> make_storage(Array<T>&& array) {
+  return std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, std::move(array));
+}
 }  // namespace detail
 
 template <class T>
-Tensor::Tensor(Array<T> array)
-    : impl_(detail::make_impl(std::make_shared<Storage>(Storage{std::move(array), 0}), false)) {}
+Tensor::Tensor(Array<T> array) : impl_(detail::make_impl(detail::make_storage<T>(std::move(array)), false)) {}
 
 template <class T>
 Tensor from_array(Array<T> array, bool requires_grad) {
