@@ -5,6 +5,7 @@
 #include "xgrad/optim/adagrad.hpp"
 #include "xgrad/optim/adam.hpp"
 #include "xgrad/optim/adamw.hpp"
+#include "xgrad/optim/checkpoint.hpp"
 #include "xgrad/optim/clip_grad.hpp"
 #include "xgrad/optim/lbfgs.hpp"
 #include "xgrad/optim/lr_scheduler.hpp"
