@@ -1,9 +1,11 @@
 #include "xgrad/data/dataset.hpp"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -152,6 +154,14 @@ std::vector<std::string> split_line(const std::string& line, char delimiter) {
   return fields;
 }
 
+/// A parsed value as float32. A finite number beyond float32's range would silently become inf (and
+/// converting it is undefined behaviour in C++), so it is an error; NaN and inf written in the file stay.
+float to_float32(double value, const std::string& path, int64_t row, int64_t column) {
+  XG_CHECK(!std::isfinite(value) || std::fabs(value) <= static_cast<double>(std::numeric_limits<float>::max()),
+           "CSVDataset: '{}' data row {} column {}: {} is outside the range of float32", path, row + 1, column + 1, value);
+  return static_cast<float>(value);
+}
+
 double parse_number(const std::string& text, const std::string& path, int64_t line, size_t column) {
   XG_CHECK(!text.empty(), "CSVDataset: '{}' line {} column {} is empty; expected a number", path, line, column + 1);
   errno = 0;
@@ -207,14 +217,17 @@ CSVDataset::CSVDataset(const std::string& path, CSVOptions options) {
     int64_t f = 0;
     for (int64_t c = 0; c < static_cast<int64_t>(columns); ++c) {
       if (c == target) continue;
-      data.data_ptr<float>()[r * features + f++] = static_cast<float>(rows[r][c]);
+      data.data_ptr<float>()[r * features + f++] = to_float32(rows[r][c], path, r, c);
     }
     double t = rows[r][target];
     if (options.target_dtype == kInt64) {
       XG_CHECK(t == std::floor(t), "CSVDataset: '{}' data row {} has target {} which is not an integer class label", path, r + 1, t);
+      // Casting a double outside int64's range (or inf) to int64 is undefined behaviour: reject it first.
+      XG_CHECK(t >= -9223372036854775808.0 && t < 9223372036854775808.0,
+               "CSVDataset: '{}' data row {} has target {} which is outside the range of int64 class labels", path, r + 1, t);
       targets.data_ptr<int64_t>()[r] = static_cast<int64_t>(t);
     } else {
-      targets.data_ptr<float>()[r] = static_cast<float>(t);
+      targets.data_ptr<float>()[r] = to_float32(t, path, r, target);
     }
   }
   for (int64_t c = 0; c < static_cast<int64_t>(columns); ++c)

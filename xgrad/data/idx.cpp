@@ -76,12 +76,21 @@ IdxArray parse_idx(const std::vector<uint8_t>& content, const std::string& name)
   const size_t header = 4 + 4 * static_cast<size_t>(ndim);
   XG_CHECK(content.size() >= header, "read_idx: '{}' is truncated inside its header ({} dimensions need {} bytes, file has {})", name, ndim,
            header, content.size());
-  uint64_t numel = 1;
+  // The product of the sizes bounds the payload; the product of the non-zero sizes must be bounded too,
+  // or a shape such as [0, 2^32 - 1, 2^32 - 1, 2^32 - 1] (no elements) overflows the strides computed
+  // for it (signed overflow: undefined behaviour, found by fuzz_idx).
+  constexpr uint64_t kMaxElements = uint64_t{1} << 40;
+  uint64_t numel = 1, nonzero_product = 1;
   for (int d = 0; d < ndim; ++d) {
     uint64_t size = read_be(content.data() + 4 + 4 * d, 4);
     result.shape.push_back(static_cast<int64_t>(size));
-    XG_CHECK(size == 0 || numel <= std::numeric_limits<uint32_t>::max() * uint64_t{16} / size,
-             "read_idx: '{}' declares sizes whose product overflows", name);
+    if (size == 0) {
+      numel = 0;
+      continue;
+    }
+    XG_CHECK(nonzero_product <= kMaxElements / size, "read_idx: '{}' declares sizes whose product overflows (shape so far {})", name,
+             shape_string(result.shape));
+    nonzero_product *= size;
     numel *= size;
   }
   const uint64_t payload = numel * static_cast<uint64_t>(item);

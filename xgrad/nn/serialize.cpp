@@ -357,7 +357,8 @@ class Reader {
     Json header;
     try {
       header = Json::parse(text.begin(), text.end(), track_keys);
-    } catch (const Json::parse_error& error) {
+    } catch (const Json::exception& error) {
+      // parse_error for bad syntax, out_of_range for numbers such as 1e400 (found by fuzz_safetensors).
       fail("the header is not valid JSON: {}", error.what());
     }
     if (duplicate) fail("duplicate key '{}' in the header", *duplicate);
@@ -403,7 +404,7 @@ class Reader {
 
     const Json& shape = value.at("shape");
     if (!shape.is_array()) fail("tensor '{}': \"shape\" must be an array of non-negative integers, got {}", name, shape.type_name());
-    uint64_t numel = 1;
+    uint64_t numel = 1, nonzero_product = 1;
     bool overflow = false;
     for (const Json& size : shape) {
       if (size.is_number_integer() && !size.is_number_unsigned() && size.get<int64_t>() < 0)
@@ -412,7 +413,10 @@ class Reader {
       if (!count) fail("tensor '{}': \"shape\" must be an array of non-negative integers, got {}", name, shape.dump());
       entry.shape.push_back(static_cast<int64_t>(*count));
       overflow = overflow || __builtin_mul_overflow(numel, *count, &numel);
+      // An empty tensor's other sizes still multiply into its strides: [0, 2^40, 2^40] must not overflow them.
+      if (*count != 0) overflow = overflow || __builtin_mul_overflow(nonzero_product, *count, &nonzero_product);
     }
+    overflow = overflow || nonzero_product > static_cast<uint64_t>(INT64_MAX) / 8;
     uint64_t expected_bytes = 0;
     overflow = overflow || __builtin_mul_overflow(numel, item_size(entry.dtype), &expected_bytes) ||
                expected_bytes > static_cast<uint64_t>(INT64_MAX);

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The reliability checks CI runs after the Release suite (scripts/test.sh, which also runs the soak tests,
+# ctest label "soak"):
+#
+#   sanitize  the whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
+#             included); any report fails the run. Examples and benchmarks are not rebuilt here.
+#   fuzz      libFuzzer targets for every parser of outside bytes (idx, safetensors/checkpoints, CSV), built
+#             with clang, each run for FUZZ_SECONDS from the seed corpus in tests/fuzz/corpus.
+#
+#   scripts/ci_reliability.sh [sanitize|fuzz|all]      (default: all)
+#
+# Environment:
+#   XGRAD_SANITIZE_BUILD_DIR  build tree of the sanitizer build   (default build-ci-sanitize)
+#   XGRAD_FUZZ_BUILD_DIR      build tree of the fuzz build        (default build-ci-fuzz)
+#   FUZZ_SECONDS              time per fuzz target                (default 60)
+#   JOBS                      parallel build jobs                 (default nproc)
+#   XGRAD_NATIVE              ON|OFF, as in scripts/test.sh       (default ON)
+set -euo pipefail
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$script_dir/.." && pwd)"
+cd "$repo_root"
+
+stage="${1:-all}"
+case "$stage" in
+  sanitize|fuzz|all) ;;
+  *) echo "usage: $0 [sanitize|fuzz|all]" >&2; exit 2 ;;
+esac
+
+sanitize_dir="${XGRAD_SANITIZE_BUILD_DIR:-build-ci-sanitize}"
+fuzz_dir="${XGRAD_FUZZ_BUILD_DIR:-build-ci-fuzz}"
+fuzz_seconds="${FUZZ_SECONDS:-60}"
+jobs="${JOBS:-$(nproc)}"
+
+launcher=()
+if command -v ccache > /dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+
+common_configure=(
+  -DXGRAD_NATIVE="${XGRAD_NATIVE:-ON}"
+  -DXGRAD_BUILD_BENCH=OFF
+  -DXGRAD_BUILD_EXAMPLES=OFF
+  -DXGRAD_BENCH_TORCH=OFF
+  "${launcher[@]}"
+)
+
+run_sanitize() {
+  echo "== reliability: test suite under ASan + UBSan + LSan ($sanitize_dir)"
+  bash "$script_dir/setup.sh"
+  # -O2 with line tables (-g1) for readable reports; -fno-sanitize-recover makes every UBSan finding abort
+  # (a test that merely prints a UBSan warning would otherwise pass).
+  cmake -S . -B "$sanitize_dir" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" \
+    -DXGRAD_SANITIZE=ON \
+    "${common_configure[@]}"
+  cmake --build "$sanitize_dir" -j"$jobs"
+  # halt_on_error / abort_on_error: a report is a failure, never a warning. detect_leaks: LeakSanitizer
+  # at every test process's exit. The soak tests are not built here (ASan's quarantine makes resident
+  # memory meaningless; see tests/soak/CMakeLists.txt).
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:strict_string_checks=1" \
+  UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1" \
+    ctest --test-dir "$sanitize_dir" --output-on-failure -j2 -LE soak
+}
+
+run_fuzz() {
+  echo "== reliability: fuzzing the loaders for ${fuzz_seconds}s each ($fuzz_dir)"
+  bash "$script_dir/setup.sh" clang libclang-rt-14-dev
+  local clang_cxx
+  clang_cxx="$(command -v clang++ || command -v clang++-14)"
+  cmake -S . -B "$fuzz_dir" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_COMPILER="$clang_cxx" \
+    -DXGRAD_FUZZ=ON \
+    "${common_configure[@]}"
+  cmake --build "$fuzz_dir" -j"$jobs" --target fuzz_idx fuzz_safetensors fuzz_csv
+  local failed=()
+  for target in idx safetensors csv; do
+    # New inputs go to a scratch corpus in the build tree; the seeds in the repository stay untouched.
+    local scratch="$fuzz_dir/corpus/$target" artifacts="$fuzz_dir/artifacts/$target"
+    mkdir -p "$scratch" "$artifacts"
+    local dictionary=()
+    [[ -f tests/fuzz/$target.dict ]] && dictionary=(-dict="tests/fuzz/$target.dict")
+    local inputs=("$scratch" "tests/fuzz/corpus/$target")
+    [[ -d tests/fuzz/regressions/$target ]] && inputs+=("tests/fuzz/regressions/$target")
+    echo "-- fuzz_$target"
+    if ! ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+      "$fuzz_dir/tests/fuzz/fuzz_$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$artifacts/" "${dictionary[@]}" "${inputs[@]}"; then
+      failed+=("$target")
+      echo "fuzz_$target found a crash; the input is in $artifacts/ (reproduce: $fuzz_dir/tests/fuzz/fuzz_$target <file>)" >&2
+    fi
+  done
+  if ((${#failed[@]} > 0)); then
+    echo "reliability: fuzzing failed for: ${failed[*]}" >&2
+    return 1
+  fi
+}
+
+if [[ "$stage" == sanitize || "$stage" == all ]]; then run_sanitize; fi
+if [[ "$stage" == fuzz || "$stage" == all ]]; then run_fuzz; fi
+echo "== reliability: all checks passed"
