@@ -173,3 +173,56 @@ TEST_CASE("safetensors regression: out-of-range JSON numbers and overflowing emp
   CHECK(load(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0,1024,1024],"data_offsets":[0,0]}})")).begin()->second.shape() ==
         Shape{0, 1024, 1024});
 }
+
+TEST_CASE("safetensors: any malformed JSON header is an xg::Error naming the file and the problem", "[reliability][fuzz][nn]") {
+  // The JSON library throws its own exceptions (parse_error, out_of_range, type_error); none may escape
+  // the loader, whose callers only catch xg::Error.
+  fuzz::MemoryFile file;
+  const std::string deep(100000, '[');
+  const std::string deep_closed = deep + std::string(100000, ']');
+  struct Case {
+    const char* what;
+    std::string header;
+    const char* problem;  // a phrase the message must contain
+  };
+  const std::vector<Case> cases = {
+      {"a number beyond double in data_offsets", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,-1e400]}})", "not valid JSON"},
+      {"a truncated header", R"({"w":{"dtype":"F32","shape":[1],)", "not valid JSON"},
+      {"text after the object", R"({} trailing)", "not valid JSON"},
+      {"an empty header", "", "not valid JSON"},
+      {"a NaN literal", R"({"w":NaN})", "not valid JSON"},
+      {"a single quote", R"({'w':1})", "not valid JSON"},
+      {"a lone UTF-16 surrogate", R"({"\ud800":{}})", "not valid JSON"},
+      {"a byte that is not UTF-8 in a key", "{\"\xff\":{}}", "not valid JSON"},
+      {"a control character in a string", "{\"w\x01\":{}}", "not valid JSON"},
+      {"an array, not an object", "[1,2]", "not a JSON object"},
+      {"a string, not an object", R"("w")", "not a JSON object"},
+      {"a duplicate key", R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"w":{}})", "duplicate key 'w'"},
+      {"an integer beyond uint64 as a size", R"({"w":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,0]}})",
+       "non-negative integers"},
+      {"a fractional size", R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", "non-negative integers"},
+      {"metadata that is not strings", R"({"__metadata__":{"k":1}})", "__metadata__"},
+      {"a tensor entry nested 100000 deep", "{\"w\":" + deep_closed + "}", "must be an object"},
+      {"a shape nested 100000 deep", R"({"w":{"dtype":"F32","data_offsets":[0,0],"shape":)" + deep_closed + "}}", "shape"},
+      {"unclosed nesting 100000 deep", "{\"w\":" + deep, "not valid JSON"},
+      {"an unterminated key 100000 long", "{\"" + std::string(100000, 'k'), "not valid JSON"},
+  };
+  for (const Case& c : cases) {
+    INFO("case: " << c.what);
+    const std::vector<uint8_t> bytes = safetensors_bytes(c.header);
+    const std::string& path = file.write(bytes.data(), bytes.size());
+    std::string message;
+    try {
+      nn::load_safetensors(path);
+      message = "<<no exception was thrown>>";
+    } catch (const Error& error) {
+      message = error.what();
+    } catch (const std::exception& error) {
+      message = std::string("<<not an xg::Error>> ") + error.what();
+    }
+    INFO("message: " << message.substr(0, 400));
+    CHECK_THAT(message, Contains(path) && Contains(c.problem) && !Contains("<<"));
+    // A message quoting a 100000-deep value whole would be unreadable.
+    CHECK(message.size() < 2000);
+  }
+}

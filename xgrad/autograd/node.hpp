@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "xgrad/autograd/grad_mode.hpp"
 #include "xgrad/autograd/tensor.hpp"
 
 namespace xg::autograd {
@@ -178,5 +179,24 @@ void record_multi(const char* op_name, const TensorList& inputs, TensorList& out
 
 /// Anomaly-mode check of a forward result (no-op unless DetectAnomalyGuard is active).
 void check_forward_anomaly(const char* op_name, const Tensor& output);
+
+/// Runs a composite op (mm and matmul over gemm, mean/var/norm over sum and mul, conv over im2col and
+/// gemm) with the inner ops' anomaly checks off and checks its result once under its own name, so an
+/// overflow is reported as the op the caller used. Outside anomaly mode: one flag read, no scan.
+template <class F>
+Tensor anomaly_checked_as(const char* op_name, F&& compute) {
+  if (!AnomalyMode::is_enabled()) return compute();
+  struct InnerChecksOff {
+    InnerChecksOff() { AnomalyMode::set_enabled(false); }
+    ~InnerChecksOff() { AnomalyMode::set_enabled(true); }  // also when compute() throws
+  };
+  Tensor out;
+  {
+    InnerChecksOff inner;
+    out = compute();
+  }
+  check_forward_anomaly(op_name, out);
+  return out;
+}
 
 }  // namespace xg::autograd

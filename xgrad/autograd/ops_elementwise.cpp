@@ -432,6 +432,7 @@ Tensor relu(const Tensor& x) {
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
   dispatch_floating("leaky_relu", x, [](auto) { return 0; });
+  XG_CHECK(std::isfinite(negative_slope), "leaky_relu: negative_slope must be finite, got {}", negative_slope);
   Tensor out = scalar_map(x, [negative_slope](auto v) { return v > 0 ? v : v * static_cast<decltype(v)>(negative_slope); });
   if (should_record({&x})) {
     record("LeakyReluBackward", {x}, out, {x}, [negative_slope](const BackwardContext& ctx, const Tensor& gy) {
@@ -487,6 +488,8 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 Tensor softplus(const Tensor& x, double beta, double threshold) {
   dispatch_floating("softplus", x, [](auto) { return 0; });
   XG_CHECK(beta != 0 && std::isfinite(beta), "softplus: beta must be finite and nonzero, got {}", beta);
+  // A NaN threshold silently disables the linear branch; +-inf are meaningful (never / always linear).
+  XG_CHECK(!std::isnan(threshold), "softplus: threshold must not be NaN, got {}", threshold);
   Tensor out = scalar_map(x, [beta, threshold](auto v) {
     using T = decltype(v);
     T z = v * static_cast<T>(beta);

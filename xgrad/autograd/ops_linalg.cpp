@@ -71,6 +71,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
       return TensorList{ga, gb};
     });
   }
+  autograd::check_forward_anomaly("gemm", out);
   return out;
 }
 
@@ -78,7 +79,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   check_float_matrix("mm", a);
   check_float_matrix("mm", b);
   XG_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
-  return gemm(a, b, false, false);
+  return autograd::anomaly_checked_as("mm", [&] { return gemm(a, b, false, false); });
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
@@ -103,6 +104,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const int64_t da = a.dim(), db = b.dim();
   XG_CHECK(da >= 1 && db >= 1, "matmul: both arguments need at least 1 dimension, got shapes {} and {}", shape_string(a.shape()),
            shape_string(b.shape()));
+  // Under anomaly mode the product is checked once, as matmul's (the op the caller used).
+  if (autograd::AnomalyMode::is_enabled()) return autograd::anomaly_checked_as("matmul", [&] { return matmul(a, b); });
   if (da == 1 && db == 1) {
     XG_CHECK(a.numel() == b.numel(), "matmul: cannot multiply {} by {}: inner dimensions {} and {} differ", shape_string(a.shape()),
              shape_string(b.shape()), a.numel(), b.numel());
@@ -191,6 +194,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       return TensorList{gx, gw, gb};
     });
   }
+  autograd::check_forward_anomaly("linear", out);
   return out;
 }
 

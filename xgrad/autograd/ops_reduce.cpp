@@ -186,6 +186,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
       return TensorList{expand(g, input_shape)};
     });
   }
+  autograd::check_forward_anomaly("sum", out);
   return out;
 }
 
@@ -194,7 +195,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   const std::vector<int64_t> reduce = detail::normalize_dims("mean", dims, x.dim());
   const int64_t n = reduced_count(x.shape(), reduce);
   XG_CHECK(n > 0, "mean: cannot average over zero elements (shape {}, dims {})", shape_string(x.shape()), fmt::format("{}", dims));
-  return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(n));
+  return autograd::anomaly_checked_as("mean", [&] { return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(n)); });
 }
 
 Tensor max(const Tensor& x) { return extreme_all<true>("max", x); }
@@ -210,8 +211,10 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
   const int64_t n = reduced_count(x.shape(), reduce);
   const int64_t dof = n - (unbiased ? 1 : 0);
   XG_CHECK(dof > 0, "var: {} element(s) leave {} degrees of freedom (unbiased={}); the variance is undefined", n, dof, unbiased);
-  Tensor centered = sub(x, mean(x, dims, true));
-  return mul(sum(mul(centered, centered), dims, keepdim), 1.0 / static_cast<double>(dof));
+  return autograd::anomaly_checked_as("var", [&] {
+    Tensor centered = sub(x, mean(x, dims, true));
+    return mul(sum(mul(centered, centered), dims, keepdim), 1.0 / static_cast<double>(dof));
+  });
 }
 
 Tensor std(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
@@ -237,43 +240,45 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
   detail::dispatch_floating("norm", x, [](auto) { return 0; });
   XG_CHECK(p > 0, "norm: expected p > 0 (or infinity), got {}", p);
   detail::normalize_dims("norm", dims, x.dim());  // report a bad dim as norm's, not as the inner sum's
-  if (std::isinf(p)) {
-    Tensor a = abs(x);
-    const std::vector<int64_t> reduce = detail::normalize_dims("norm", dims, x.dim());
-    if (reduce.size() == static_cast<size_t>(x.dim()) && !keepdim) return max(a);
-    for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = std::get<0>(max(a, *it, true));
-    if (!keepdim)
-      for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = squeeze(a, *it);
-    return a;
-  }
-  if (p == 1) return sum(abs(x), dims, keepdim);
-  if (p == 2) {
-    Tensor total = sum(mul(x, x), dims, keepdim);
-    Tensor out = sqrt(total.detach());
-    if (should_record({&x})) {
-      record("NormBackward", {x}, out, {x, out}, [dims, keepdim](const BackwardContext& ctx, const Tensor& gy) {
-        // d||x|| / dx = x / ||x||, defined as 0 at x = 0 (PyTorch's subgradient).
-        Tensor n = ctx.saved(1);
-        Tensor g = gy;
-        if (!keepdim) {
-          auto reduce = detail::normalize_dims("norm", dims, ctx.saved(0).dim());
-          for (int64_t d : reduce) {
-            n = unsqueeze(n, d);
-            g = unsqueeze(g, d);
-          }
-        }
-        Tensor safe = where(eq(n, 0.0), ones({}, n.dtype()), n);
-        return TensorList{mul(g, div(ctx.saved(0), safe))};
-      });
+  return autograd::anomaly_checked_as("norm", [&]() -> Tensor {
+    if (std::isinf(p)) {
+      Tensor a = abs(x);
+      const std::vector<int64_t> reduce = detail::normalize_dims("norm", dims, x.dim());
+      if (reduce.size() == static_cast<size_t>(x.dim()) && !keepdim) return max(a);
+      for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = std::get<0>(max(a, *it, true));
+      if (!keepdim)
+        for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = squeeze(a, *it);
+      return a;
     }
-    return out;
-  }
-  // total^(1/p) has an infinite slope at total = 0; as PyTorch (and the p = 2 path above), the
-  // gradient of the norm of a zero slice is 0, so that branch is routed through a constant.
-  Tensor total = sum(pow(abs(x), p), dims, keepdim);
-  Tensor zero = eq(total, 0.0);
-  Tensor safe = where(zero, ones({}, total.dtype()), total);
-  return where(zero, zeros({}, total.dtype()), pow(safe, 1.0 / p));
+    if (p == 1) return sum(abs(x), dims, keepdim);
+    if (p == 2) {
+      Tensor total = sum(mul(x, x), dims, keepdim);
+      Tensor out = sqrt(total.detach());
+      if (should_record({&x})) {
+        record("NormBackward", {x}, out, {x, out}, [dims, keepdim](const BackwardContext& ctx, const Tensor& gy) {
+          // d||x|| / dx = x / ||x||, defined as 0 at x = 0 (PyTorch's subgradient).
+          Tensor n = ctx.saved(1);
+          Tensor g = gy;
+          if (!keepdim) {
+            auto reduce = detail::normalize_dims("norm", dims, ctx.saved(0).dim());
+            for (int64_t d : reduce) {
+              n = unsqueeze(n, d);
+              g = unsqueeze(g, d);
+            }
+          }
+          Tensor safe = where(eq(n, 0.0), ones({}, n.dtype()), n);
+          return TensorList{mul(g, div(ctx.saved(0), safe))};
+        });
+      }
+      return out;
+    }
+    // total^(1/p) has an infinite slope at total = 0; as PyTorch (and the p = 2 path above), the
+    // gradient of the norm of a zero slice is 0, so that branch is routed through a constant.
+    Tensor total = sum(pow(abs(x), p), dims, keepdim);
+    Tensor zero = eq(total, 0.0);
+    Tensor safe = where(zero, ones({}, total.dtype()), total);
+    return where(zero, zeros({}, total.dtype()), pow(safe, 1.0 / p));
+  });
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
@@ -318,8 +323,10 @@ Tensor softmax_forward(const char* op, const Tensor& x, int64_t dim) {
           total += row[k];
         }
         if constexpr (Log) {
-          T log_total = std::log(total) + m;
-          for (int64_t k = 0; k < s.size; ++k) q[k * s.inner] = p[k * s.inner] - log_total;
+          // (x - m) - log(total), not x - (m + log(total)): m + log(total) would round at the logits'
+          // magnitude (an ulp of 1e4 is 1e-3 in float32), while x - m is exact near the maximum.
+          const T log_total = std::log(total);
+          for (int64_t k = 0; k < s.size; ++k) q[k * s.inner] = (p[k * s.inner] - m) - log_total;
         } else {
           T inv = T(1) / total;
           for (int64_t k = 0; k < s.size; ++k) q[k * s.inner] = row[k] * inv;

@@ -1,5 +1,7 @@
 #include "xgrad/data/transforms.hpp"
 
+#include <cmath>
+
 #include "xgrad/autograd/kernels.hpp"
 
 namespace xg::data::transforms {
@@ -15,7 +17,9 @@ void check_images(const char* op, const Tensor& batch) {
 Normalize::Normalize(std::vector<double> m, std::vector<double> s) : mean(std::move(m)), std(std::move(s)) {
   XG_CHECK(!mean.empty() && mean.size() == std.size(), "Normalize: mean and std need the same non-zero length, got {} and {}", mean.size(),
            std.size());
-  for (double v : std) XG_CHECK(v > 0, "Normalize: std must be positive, got {}", v);
+  for (double v : std) XG_CHECK(v > 0 && std::isfinite(v), "Normalize: std must be positive and finite, got {}", v);
+  // A NaN or infinite mean would make the whole channel NaN or inf (torchvision does not check it).
+  for (double v : mean) XG_CHECK(std::isfinite(v), "Normalize: mean must be finite, got {}", v);
 }
 
 Tensor Normalize::operator()(const Tensor& batch, std::mt19937_64&) const {

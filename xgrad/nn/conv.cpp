@@ -351,12 +351,12 @@ namespace functional {
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, ExpandingArray<1> stride, const ConvPadding<1>& padding,
               ExpandingArray<1> dilation, int64_t groups) {
-  return convolution<1>("conv1d", input, weight, bias, stride, padding, dilation, groups);
+  return autograd::anomaly_checked_as("conv1d", [&] { return convolution<1>("conv1d", input, weight, bias, stride, padding, dilation, groups); });
 }
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, ExpandingArray<2> stride, const ConvPadding<2>& padding,
               ExpandingArray<2> dilation, int64_t groups) {
-  return convolution<2>("conv2d", input, weight, bias, stride, padding, dilation, groups);
+  return autograd::anomaly_checked_as("conv2d", [&] { return convolution<2>("conv2d", input, weight, bias, stride, padding, dilation, groups); });
 }
 
 Tensor im2col(const Tensor& input, ExpandingArray<2> kernel_size, ExpandingArray<2> dilation, ExpandingArray<2> padding,

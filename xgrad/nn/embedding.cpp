@@ -44,7 +44,8 @@ Tensor lookup(const char* op, const Tensor& indices, const Tensor& weight, std::
 
 namespace functional {
 Tensor embedding(const Tensor& indices, const Tensor& weight, const EmbeddingFuncOptions& options) {
-  XG_CHECK(weight.defined() && weight.dim() == 2, "embedding: expected a 2-D weight [num_embeddings, embedding_dim]");
+  XG_CHECK(weight.defined() && weight.dim() == 2, "embedding: expected a 2-D weight [num_embeddings, embedding_dim], got {}",
+           weight.defined() ? "shape " + shape_string(weight.shape()) : std::string("an undefined tensor"));
   return lookup("embedding", indices, weight, normalize_padding_idx("embedding", options.padding_idx(), weight.size(0)));
 }
 }  // namespace functional

@@ -148,45 +148,51 @@ Tensor cross_entropy_class_indices(const Tensor& input, const Tensor& target, co
   for (double w : info->class_weight) class_weight_total += w;
   const int64_t count = l.outer * l.inner;
 
-  Tensor logsumexp_saved;
+  // Per position the row maximum m and log sum_c exp(x_c - m), kept apart and in double: x_c - m is
+  // exact near the maximum, whereas lse = m + log(sum) rounds at the logits' magnitude (1e-3 at 1e4 in
+  // float32), an error that log-probabilities and probabilities of order 1 would inherit.
+  Tensor shift_and_log_sum;
   Tensor out = detail::dispatch_floating(op, input, [&](auto tag) {
     using T = decltype(tag);
     const T* x = input.array<T>().data();
-    Array<T> lse_array = detail::new_array<T>({count});
+    Array<double> shift_array = detail::new_array<double>({count, 2});
     Array<T> loss_array = detail::new_array<T>(reduction == Reduction::None ? target.shape() : Shape{});
     double total = 0;
     for (int64_t o = 0; o < l.outer; ++o)
       for (int64_t i = 0; i < l.inner; ++i) {
         const int64_t p = o * l.inner + i;
         const T* row = x + o * l.classes * l.inner + i;  // class c at row[c * inner]
-        double loss = 0, lse = 0;
+        double loss = 0, m = 0, log_sum = 0;
         if (!info->ignored[p]) {
-          double m = -std::numeric_limits<double>::infinity();
+          m = -std::numeric_limits<double>::infinity();
           for (int64_t c = 0; c < l.classes; ++c) m = std::max(m, static_cast<double>(row[c * l.inner]));
           if (std::isinf(m)) m = 0;  // all -inf (or some +inf): let the arithmetic give inf/nan honestly
           double s = 0;
           for (int64_t c = 0; c < l.classes; ++c) s += std::exp(static_cast<double>(row[c * l.inner]) - m);
-          lse = m + std::log(s);
-          loss = (1.0 - smoothing) * info->weight_at[p] * (lse - static_cast<double>(row[info->safe_target[p] * l.inner]));
+          log_sum = std::log(s);
+          // -log_softmax(x)_c = (m - x_c) + log_sum
+          loss = (1.0 - smoothing) * info->weight_at[p] * ((m - static_cast<double>(row[info->safe_target[p] * l.inner])) + log_sum);
           if (smoothing > 0) {
             double smooth = 0;
-            for (int64_t c = 0; c < l.classes; ++c) smooth += info->class_weight[c] * (lse - static_cast<double>(row[c * l.inner]));
+            for (int64_t c = 0; c < l.classes; ++c)
+              smooth += info->class_weight[c] * ((m - static_cast<double>(row[c * l.inner])) + log_sum);
             loss += smoothing_per_class * smooth;
           }
         }
-        lse_array.data()[p] = static_cast<T>(lse);
+        shift_array.data()[2 * p] = m;
+        shift_array.data()[2 * p + 1] = log_sum;
         if (reduction == Reduction::None) loss_array.data()[p] = static_cast<T>(loss);
         total += loss;
       }
     if (reduction == Reduction::Sum) loss_array.data()[0] = static_cast<T>(total);
     if (reduction == Reduction::Mean) loss_array.data()[0] = static_cast<T>(total / info->total_weight);  // 0/0 = nan, as PyTorch
-    logsumexp_saved = detail::make_tensor(std::move(lse_array));
+    shift_and_log_sum = detail::make_tensor(std::move(shift_array));
     return detail::make_tensor(std::move(loss_array));
   });
 
   if (should_record({&input})) {
     const Shape input_shape = input.shape();
-    record("CrossEntropyBackward", {input}, out, {input, logsumexp_saved},
+    record("CrossEntropyBackward", {input}, out, {input, shift_and_log_sum},
            [info, smoothing, smoothing_per_class, class_weight_total, reduction, input_shape](const BackwardContext& ctx, const Tensor& gy) {
              const ClassLayout l = info->layout;
              const int64_t count = l.outer * l.inner;
@@ -211,11 +217,11 @@ Tensor cross_entropy_class_indices(const Tensor& input, const Tensor& target, co
                Tensor g = reduction == Reduction::None ? reshape(gy, {l.outer, 1, l.inner}) : reshape(mul(gy, scale), {1, 1, 1});
                return TensorList{reshape(mul(g, add(mul(probabilities, coefficient_a), coefficient_b)), input_shape)};
              }
-             const Tensor& lse_tensor = ctx.saved(1);
+             const Tensor& saved_shift = ctx.saved(1);
              return TensorList{detail::dispatch_floating("cross_entropy", x, [&](auto tag) {
                using T = decltype(tag);
                const T* px = x.array<T>().data();
-               const T* lse = lse_tensor.array<T>().data();
+               const double* shift = saved_shift.array<double>().data();  // [m, log_sum] per position
                const T* pg = gy.array<T>().data();
                Array<T> grad = detail::new_array<T>(input_shape);
                T* out = grad.data();
@@ -230,9 +236,9 @@ Tensor cross_entropy_class_indices(const Tensor& input, const Tensor& target, co
                    const double g = static_cast<double>(reduction == Reduction::None ? pg[p] : pg[0]) * scale;
                    const double nll_weight = (1.0 - smoothing) * info->weight_at[p];
                    const double a = nll_weight + smoothing_per_class * class_weight_total;
-                   const double m = static_cast<double>(lse[p]);
+                   const double m = shift[2 * p], log_sum = shift[2 * p + 1];
                    for (int64_t c = 0; c < l.classes; ++c) {
-                     const double probability = std::exp(static_cast<double>(px[base + c * l.inner]) - m);
+                     const double probability = std::exp((static_cast<double>(px[base + c * l.inner]) - m) - log_sum);
                      double v = probability * a - smoothing_per_class * info->class_weight[c];
                      if (c == info->safe_target[p]) v -= nll_weight;
                      out[base + c * l.inner] = static_cast<T>(g * v);

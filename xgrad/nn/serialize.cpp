@@ -359,11 +359,25 @@ class Reader {
       header = Json::parse(text.begin(), text.end(), track_keys);
     } catch (const Json::exception& error) {
       // parse_error for bad syntax, out_of_range for numbers such as 1e400 (found by fuzz_safetensors).
-      fail("the header is not valid JSON: {}", error.what());
+      // The parser's message quotes the offending token, which may be as long as the header.
+      std::string reason = error.what();
+      if (reason.size() > 300) reason = reason.substr(0, 300) + "...";
+      fail("the header is not valid JSON: {}", reason);
     }
     if (duplicate) fail("duplicate key '{}' in the header", *duplicate);
     if (!header.is_object()) fail("the header is not a JSON object (it is {})", header.type_name());
     return header;
+  }
+
+  /// A header value as quoted in an error: dump() recurses once per nesting level (a 100000-deep array
+  /// would overflow the stack) and would quote a value of any size whole.
+  static std::string excerpt(const Json& value) {
+    if (value.is_structured())
+      for (const Json& element : value)
+        if (element.is_structured()) return fmt::format("a nested {}", value.type_name());
+    std::string text = value.dump(-1, ' ', true);  // ASCII only, so cutting it cannot split a character
+    if (text.size() <= 100) return text;
+    return fmt::format("{}... ({} elements)", text.substr(0, 80), value.size());
   }
 
   std::map<std::string, std::string> parse_metadata(const Json& value) const {
@@ -408,9 +422,9 @@ class Reader {
     bool overflow = false;
     for (const Json& size : shape) {
       if (size.is_number_integer() && !size.is_number_unsigned() && size.get<int64_t>() < 0)
-        fail("tensor '{}': \"shape\" {} has a negative dimension", name, shape.dump());
+        fail("tensor '{}': \"shape\" {} has a negative dimension", name, excerpt(shape));
       std::optional<uint64_t> count = as_count(size);
-      if (!count) fail("tensor '{}': \"shape\" must be an array of non-negative integers, got {}", name, shape.dump());
+      if (!count) fail("tensor '{}': \"shape\" must be an array of non-negative integers, got {}", name, excerpt(shape));
       entry.shape.push_back(static_cast<int64_t>(*count));
       overflow = overflow || __builtin_mul_overflow(numel, *count, &numel);
       // An empty tensor's other sizes still multiply into its strides: [0, 2^40, 2^40] must not overflow them.
@@ -420,7 +434,7 @@ class Reader {
     uint64_t expected_bytes = 0;
     overflow = overflow || __builtin_mul_overflow(numel, item_size(entry.dtype), &expected_bytes) ||
                expected_bytes > static_cast<uint64_t>(INT64_MAX);
-    if (overflow) fail("tensor '{}': the byte size of shape {} overflows", name, shape.dump());
+    if (overflow) fail("tensor '{}': the byte size of shape {} overflows", name, excerpt(shape));
 
     const Json& offsets = value.at("data_offsets");
     std::optional<uint64_t> begin, end;
@@ -428,13 +442,13 @@ class Reader {
       begin = as_count(offsets[0]);
       end = as_count(offsets[1]);
     }
-    if (!begin || !end) fail("tensor '{}': \"data_offsets\" must be [begin, end] with non-negative integers, got {}", name, offsets.dump());
+    if (!begin || !end) fail("tensor '{}': \"data_offsets\" must be [begin, end] with non-negative integers, got {}", name, excerpt(offsets));
     if (*end < *begin) fail("tensor '{}': data_offsets [{}, {}] end before they begin", name, *begin, *end);
     if (*end > data_size_)
       fail("tensor '{}': data_offsets [{}, {}] run past the end of the data buffer ({} bytes)", name, *begin, *end, data_size_);
     if (*end - *begin != expected_bytes)
       fail("tensor '{}': data_offsets [{}, {}] hold {} bytes, but dtype {} and shape {} need {}", name, *begin, *end, *end - *begin,
-           dtype.get<std::string>(), shape.dump(), expected_bytes);
+           dtype.get<std::string>(), excerpt(shape), expected_bytes);
     entry.begin = *begin;
     entry.end = *end;
     return entry;

@@ -10,6 +10,9 @@ namespace xg::optim {
 double clip_grad_norm_(const TensorList& parameters, double max_norm, double norm_type, bool error_if_nonfinite) {
   const bool infinity_norm = std::isinf(norm_type) && norm_type > 0;
   XG_CHECK(infinity_norm || norm_type > 0, "clip_grad_norm_: norm_type must be positive or infinity, got {}", norm_type);
+  // PyTorch checks nothing here: a negative max_norm flips the gradients' sign, a NaN one makes them NaN.
+  // +inf stays valid: the usual way to only measure the norm.
+  XG_CHECK(max_norm >= 0, "clip_grad_norm_: max_norm must be >= 0 (or inf to leave the gradients as they are), got {}", max_norm);
   TensorList grads;
   for (const Tensor& p : parameters) {
     XG_CHECK(p.defined(), "clip_grad_norm_: a parameter is undefined");

@@ -73,6 +73,8 @@ void LRScheduler::load_state_dict(const SchedulerStateDict& state) {
 StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
     : LRScheduler(optimizer, "StepLR"), step_size_(step_size), gamma_(gamma) {
   XG_CHECK(step_size > 0, "StepLR: step_size must be positive, got {}", step_size);
+  // PyTorch accepts any gamma; a NaN or infinite one would turn every later learning rate into NaN or inf.
+  XG_CHECK(std::isfinite(gamma), "StepLR: gamma must be finite, got {}", gamma);
   initial_step();
 }
 
@@ -85,6 +87,7 @@ std::vector<double> StepLR::get_lr() {
 
 MultiStepLR::MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma)
     : LRScheduler(optimizer, "MultiStepLR"), milestones_(std::move(milestones)), gamma_(gamma) {
+  XG_CHECK(std::isfinite(gamma), "MultiStepLR: gamma must be finite, got {}", gamma);
   std::sort(milestones_.begin(), milestones_.end());
   initial_step();
 }
@@ -99,6 +102,7 @@ std::vector<double> MultiStepLR::get_lr() {
 }
 
 ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(optimizer, "ExponentialLR"), gamma_(gamma) {
+  XG_CHECK(std::isfinite(gamma), "ExponentialLR: gamma must be finite, got {}", gamma);
   initial_step();
 }
 
@@ -113,6 +117,7 @@ std::vector<double> ExponentialLR::get_lr() {
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
     : LRScheduler(optimizer, "CosineAnnealingLR"), T_max_(T_max), eta_min_(eta_min) {
   XG_CHECK(T_max > 0, "CosineAnnealingLR: T_max must be positive, got {}", T_max);
+  XG_CHECK(std::isfinite(eta_min), "CosineAnnealingLR: eta_min must be finite, got {}", eta_min);
   initial_step();
 }
 

@@ -134,6 +134,12 @@ Optimizer::Optimizer(std::unique_ptr<OptimizerOptions> defaults, std::string nam
 
 void Optimizer::add_param_groups(const std::vector<OptimizerParamGroup>& param_groups) {
   check_options(*defaults_);
+  // PyTorch rejects an empty list; here SGD(TensorList{}) arrives as one empty group, so count the
+  // parameters. (PyTorch accepts [{'params': []}]; an optimizer that can never update anything is
+  // rejected here all the same: it is almost always model->parameters() of the wrong module.)
+  size_t count = 0;
+  for (const auto& group : param_groups) count += group.params().size();
+  XG_CHECK(count > 0, "{}: optimizer got an empty parameter list (in {} parameter group(s))", name_, param_groups.size());
   for (const auto& group : param_groups) add_param_group(group);
 }
 

@@ -18,6 +18,8 @@ void SGD::check_options(const OptimizerOptions& options) const {
   XG_CHECK(o->lr() >= 0, "SGD: invalid learning rate: {} (expected >= 0)", o->lr());
   XG_CHECK(o->momentum() >= 0, "SGD: invalid momentum value: {} (expected >= 0)", o->momentum());
   XG_CHECK(o->weight_decay() >= 0, "SGD: invalid weight_decay value: {} (expected >= 0)", o->weight_decay());
+  // PyTorch checks no dampening; a NaN or infinite one makes every momentum update NaN.
+  XG_CHECK(std::isfinite(o->dampening()), "SGD: invalid dampening value: {} (expected a finite number)", o->dampening());
   XG_CHECK(!o->nesterov() || (o->momentum() > 0 && o->dampening() == 0),
            "SGD: nesterov momentum requires a momentum > 0 and zero dampening (got momentum {}, dampening {})",
            o->momentum(), o->dampening());
