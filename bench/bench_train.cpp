@@ -10,8 +10,9 @@
 //   bench_train --profile SECONDS --case NAME         run the case alone, untimed (perf / callgrind)
 //
 // Threads: the driver sets OPENBLAS_NUM_THREADS=N and OMP_NUM_THREADS=N for both workers, and
-// OMP_WAIT_POLICY=PASSIVE unless the environment sets it; the libtorch worker also calls
-// at::set_num_threads(N). xgrad's only threads are OpenBLAS's.
+// OMP_WAIT_POLICY=PASSIVE unless the environment sets it; the libtorch worker calls
+// at::set_num_threads(N) and the xgrad worker xg::set_num_threads(N) (xgrad's own pool, with
+// OpenBLAS kept single-threaded: xgrad/autograd/parallel.hpp).
 #define BENCH_NO_NEW_COUNTER
 #include <cblas.h>
 #include <fcntl.h>
@@ -235,6 +236,7 @@ int run_worker(const bench::train::WorkerArgs& args) {
     return 2;
   }
   try {
+    xg::set_num_threads(args.threads);  // as the libtorch worker calls at::set_num_threads
     Worker w = make_xgrad_worker(*c);
     if (args.profile > 0) return bench::train::profile_worker(w, *c, args.profile);
     return bench::train::serve(w, *c, args.warmup);

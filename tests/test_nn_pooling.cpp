@@ -11,6 +11,7 @@
 
 #include "xgrad/autograd/gradcheck.hpp"
 #include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/nn/pooling.hpp"
 
 using namespace xg;
@@ -337,4 +338,55 @@ TEST_CASE("pooling errors name the op and the shapes", "[nn][pooling]") {
   CHECK_THROWS_WITH(F::adaptive_avg_pool2d(randn({1, 0, 4}), 2), Contains("non-empty spatial dimensions") && Contains("[1, 0, 4]"));
   CHECK_THROWS_WITH(nn::LPPool2d(0, 2), Contains("LPPool2d: norm_type must be positive"));
   CHECK_THROWS_WITH(F::max_pool2d(randint(0, 3, {1, 4, 4}), 2), Contains("max_pool2d") && Contains("int64"));
+}
+
+TEST_CASE("pooling split over threads matches the naive loops, forward and backward", "[nn][pooling][parallel]") {
+  // Large enough that every pooling kernel splits its planes over 2 threads.
+  const int saved = get_num_threads();
+  set_num_threads(2);
+  manual_seed(26);
+  const int64_t N = 16, C = 8, H = 30, W = 28, P = N * C;
+  Tensor x = randn({N, C, H, W}, kFloat64);
+  const std::vector<double> xv = values_of(x);
+  for (const Pool& c : {Pool{2, 2, 2, 2}, Pool{3, 3, 2, 2, 1, 1}}) {
+    INFO("kernel " << c.kh << ", padding " << c.ph);
+    std::vector<double> values;
+    std::vector<int64_t> indices;
+    int64_t OH = 0, OW = 0;
+    naive_max_pool(xv, P, H, W, c, values, indices, OH, OW);
+    Tensor leaf = x.detach().requires_grad_();
+    auto [y, index] = F::max_pool2d_with_indices(leaf, ExpandingArray<2>{c.kh, c.kw}, ExpandingArray<2>{c.sh, c.sw},
+                                                 ExpandingArray<2>{c.ph, c.pw});
+    check_close(y, values);
+    CHECK(std::vector<int64_t>(index.data_ptr<int64_t>(), index.data_ptr<int64_t>() + index.numel()) == indices);
+    // Backward of sum(y * g): g added at each window's argmax.
+    Tensor g = randn(y.shape(), kFloat64);
+    sum(mul(y, g)).backward();
+    const std::vector<double> gv = values_of(g);
+    std::vector<double> expected(xv.size(), 0.0);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t o = 0; o < OH * OW; ++o) expected[size_t(p * H * W + indices[size_t(p * OH * OW + o)])] += gv[size_t(p * OH * OW + o)];
+    check_close(leaf.grad(), expected);
+  }
+  // Average pooling with padding (the general window path), forward and backward.
+  const Pool c{3, 3, 2, 2, 1, 1};
+  int64_t OH = 0, OW = 0;
+  const std::vector<double> expected = naive_avg_pool(xv, P, H, W, c, true, 0, OH, OW);
+  Tensor leaf = x.detach().requires_grad_();
+  Tensor y = F::avg_pool2d(leaf, 3, 2, 1);
+  check_close(y, expected);
+  Tensor g = randn(y.shape(), kFloat64);
+  sum(mul(y, g)).backward();
+  const std::vector<double> gv = values_of(g);
+  std::vector<double> grad(xv.size(), 0.0);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t oz = 0; oz < OW; ++oz)
+        for (int64_t i = 0; i < 3; ++i)
+          for (int64_t j = 0; j < 3; ++j) {
+            const int64_t h = oy * 2 - 1 + i, w = oz * 2 - 1 + j;
+            if (h >= 0 && h < H && w >= 0 && w < W) grad[size_t((p * H + h) * W + w)] += gv[size_t((p * OH + oy) * OW + oz)] / 9.0;
+          }
+  check_close(leaf.grad(), grad);
+  set_num_threads(saved);
 }

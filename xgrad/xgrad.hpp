@@ -10,6 +10,7 @@
 #include "xgrad/autograd/gradcheck.hpp"
 #include "xgrad/autograd/node.hpp"
 #include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/autograd/random.hpp"
 #include "xgrad/autograd/tensor.hpp"
 #if __has_include("xgrad/nn/nn.hpp")

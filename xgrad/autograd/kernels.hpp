@@ -9,6 +9,7 @@
 #include "xgrad/autograd/grad_mode.hpp"
 #include "xgrad/autograd/node.hpp"
 #include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/autograd/tensor.hpp"
 
 namespace xg::detail {
@@ -106,7 +107,9 @@ void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape&
   const int64_t total = shape_numel(out_shape);
   if (total == 0) return;
   if (a_shape == out_shape && b_shape == out_shape) {
-    for (int64_t i = 0; i < total; ++i) out[i] = f(a[i], b[i]);
+    parallel_for(0, total, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) out[i] = f(a[i], b[i]);
+    });
     return;
   }
   XG_CHECK(ndim <= kMaxDims, "broadcast: at most {} dimensions are supported, got {}", kMaxDims, ndim);
@@ -134,35 +137,45 @@ void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape&
   // cs[0] is the innermost (coalesced) dimension.
   for (int i = 0; i < n; ++i) size[i] = cs[i];
   const int64_t inner = size[0], ia = ca[0], ib = cb[0];
-  int64_t counter[kMaxDims] = {0};
-  int64_t offset_a = 0, offset_b = 0;
   const int64_t outer = total / inner;
-  for (int64_t o = 0; o < outer; ++o) {
-    const TA* pa = a + offset_a;
-    const TB* pb = b + offset_b;
-    TO* po = out + o * inner;
-    if (ia == 1 && ib == 1) {
-      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
-    } else if (ia == 1 && ib == 0) {
-      const TB vb = *pb;
-      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
-    } else if (ia == 0 && ib == 1) {
-      const TA va = *pa;
-      for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
-    } else {
-      for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i * ia], pb[i * ib]);
-    }
-    // advance the outer counter
+  // Rows of the outer loop are independent: split them, each piece starting its counters at its first row.
+  parallel_for(0, outer, std::max<int64_t>(1, kElementwiseGrain / inner), [&](int64_t o_begin, int64_t o_end) {
+    int64_t counter[kMaxDims] = {0};
+    int64_t offset_a = 0, offset_b = 0;
     for (int d = 1; d < n; ++d) {
-      ++counter[d];
-      offset_a += ca[d];
-      offset_b += cb[d];
-      if (counter[d] < size[d]) break;
-      offset_a -= ca[d] * size[d];
-      offset_b -= cb[d] * size[d];
-      counter[d] = 0;
+      int64_t below = 1;
+      for (int e = 1; e < d; ++e) below *= size[e];
+      counter[d] = (o_begin / below) % size[d];
+      offset_a += counter[d] * ca[d];
+      offset_b += counter[d] * cb[d];
     }
-  }
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      const TA* pa = a + offset_a;
+      const TB* pb = b + offset_b;
+      TO* po = out + o * inner;
+      if (ia == 1 && ib == 1) {
+        for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], pb[i]);
+      } else if (ia == 1 && ib == 0) {
+        const TB vb = *pb;
+        for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i], vb);
+      } else if (ia == 0 && ib == 1) {
+        const TA va = *pa;
+        for (int64_t i = 0; i < inner; ++i) po[i] = f(va, pb[i]);
+      } else {
+        for (int64_t i = 0; i < inner; ++i) po[i] = f(pa[i * ia], pb[i * ib]);
+      }
+      // advance the outer counter
+      for (int d = 1; d < n; ++d) {
+        ++counter[d];
+        offset_a += ca[d];
+        offset_b += cb[d];
+        if (counter[d] < size[d]) break;
+        offset_a -= ca[d] * size[d];
+        offset_b -= cb[d] * size[d];
+        counter[d] = 0;
+      }
+    }
+  });
 }
 
 /// Copies x broadcast to out_shape into out.

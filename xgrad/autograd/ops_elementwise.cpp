@@ -2,10 +2,12 @@
 // the in-place methods with PyTorch's version-counter safety.
 #include <cmath>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
 #include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg {
 
@@ -31,8 +33,9 @@ Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
     const T* px = x.data();
     const T* py = y.data();
     T* po = out.data_ptr<T>();
-    const size_t n = x.size();
-    for (size_t i = 0; i < n; ++i) po[i] = static_cast<T>(f(px[i], py[i]));
+    parallel_for(0, static_cast<int64_t>(x.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<T>(f(px[i], py[i]));
+    });
     return out;
   });
   if (same_shape) return std::move(*same_shape);
@@ -63,8 +66,9 @@ Tensor scalar_map(const Tensor& x, F f) {
     Tensor out = detail::empty_tensor<T>(in.shape());
     const T* src = in.data();
     T* dst = out.data_ptr<T>();
-    const size_t n = in.size();
-    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(f(src[i]));
+    parallel_for(0, static_cast<int64_t>(in.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) dst[i] = static_cast<T>(f(src[i]));
+    });
     return out;
   });
 }
@@ -76,7 +80,19 @@ Tensor unary_expression(const char* op, const Tensor& x, Expr expression) {
     using T = decltype(tag);
     const Array<T>& in = x.array<T>();
     Tensor out = detail::empty_tensor<T>(in.shape());
-    xt::noalias(out.array<T>()) = expression(in);
+    const int64_t n = static_cast<int64_t>(in.size());
+    if (detail::chunk_count(n, kElementwiseGrain) <= 1) {
+      xt::noalias(out.array<T>()) = expression(in);
+      return out;
+    }
+    // Large tensors: the same expression over flat slices, one per thread.
+    const T* src = in.data();
+    T* dst = out.data_ptr<T>();
+    parallel_for(0, n, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+      const std::array<std::size_t, 1> extent{static_cast<std::size_t>(hi - lo)};
+      auto slice_out = xt::adapt(dst + lo, extent);
+      xt::noalias(slice_out) = expression(xt::adapt(src + lo, extent));
+    });
     return out;
   });
 }

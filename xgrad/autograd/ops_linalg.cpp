@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg {
 
@@ -14,18 +15,74 @@ using autograd::should_record;
 namespace {
 
 template <class T>
-void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+               int64_t ldc) {
   const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
-  const auto lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n), ldc = static_cast<int>(n);
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
+
+/// Below this many multiply-adds a product runs on one thread: ~10 us of work, against 1-5 us to
+/// hand half of it to another thread.
+constexpr int64_t kParallelGemmWork = int64_t(1) << 20;
+
+/// C[m x n] = op(A) op(B) + beta C, row-major and contiguous. BLAS runs single-threaded (parallel.hpp);
+/// a large product is split here over xgrad's threads: into row blocks of C, or column blocks, or, when
+/// C is small and the inner dimension long (a weight gradient over a whole batch), into slices of k
+/// whose partial products are summed in a fixed order (reproducible for a given thread count).
+template <class T>
+void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
+  const int64_t lda = ta ? m : k, ldb = tb ? k : n, ldc = n;
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == T(0)) std::fill(c, c + m * n, T(0));
+    else if (beta != T(1)) std::for_each(c, c + m * n, [beta](T& v) { v *= beta; });
     return;
   }
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0f, a, lda, b, ldb, beta, c, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, op_a, op_b, int(m), int(n), int(k), 1.0, a, lda, b, ldb, beta, c, ldc);
+  const int64_t work = m * n * k;
+  const int threads = in_parallel_region() ? 1 : get_num_threads();
+  if (threads <= 1 || work < kParallelGemmWork) {
+    blas_gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Rows of A (and C) start at a + i*lda when A is not transposed, at a + i when it is; likewise columns of B.
+  const auto a_rows = [&](int64_t i) { return ta ? a + i : a + i * lda; };
+  const auto b_cols = [&](int64_t j) { return tb ? b + j * ldb : b + j; };
+  const int64_t min_block = 16;  // keep each block a whole number of SIMD-friendly rows / columns
+  if (m >= n && m >= threads * min_block) {
+    parallel_for(0, (m + min_block - 1) / min_block, 1, [&](int64_t lo, int64_t hi) {
+      const int64_t r0 = lo * min_block, r1 = std::min(m, hi * min_block);
+      blas_gemm<T>(ta, tb, r1 - r0, n, k, a_rows(r0), lda, b, ldb, beta, c + r0 * ldc, ldc);
+    });
+  } else if (n >= threads * min_block) {
+    parallel_for(0, (n + min_block - 1) / min_block, 1, [&](int64_t lo, int64_t hi) {
+      const int64_t c0 = lo * min_block, c1 = std::min(n, hi * min_block);
+      blas_gemm<T>(ta, tb, m, c1 - c0, k, a, lda, b_cols(c0), ldb, beta, c + c0, ldc);
+    });
+  } else if (k >= threads * 256) {
+    // Slice 0 accumulates into C itself; the others into scratch blocks, added afterwards.
+    const int64_t slices = std::min<int64_t>(threads, k / 256);
+    thread_local std::vector<T> scratch;  // reused: C is small here, but this runs every step
+    scratch.resize(static_cast<size_t>((slices - 1) * m * n));
+    T* partial = scratch.data();  // (inside the loop body the name `scratch` would be the worker's own)
+    const auto a_inner = [&](int64_t p) { return ta ? a + p * lda : a + p; };
+    const auto b_inner = [&](int64_t p) { return tb ? b + p : b + p * ldb; };
+    parallel_for(0, slices, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t s = lo; s < hi; ++s) {
+        const int64_t p0 = k * s / slices, p1 = k * (s + 1) / slices;
+        T* out = s == 0 ? c : partial + (s - 1) * m * n;
+        blas_gemm<T>(ta, tb, m, n, p1 - p0, a_inner(p0), lda, b_inner(p0), ldb, s == 0 ? beta : T(0), out, ldc);
+      }
+    });
+    for (int64_t s = 1; s < slices; ++s) {
+      const T* p = partial + (s - 1) * m * n;
+      for (int64_t i = 0; i < m * n; ++i) c[i] += p[i];
+    }
+  } else {
+    blas_gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  }
 }
 
 void check_float_matrix(const char* op, const Tensor& x) {

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/nn/init.hpp"
 
 namespace xg::nn {
@@ -50,15 +51,19 @@ std::pair<int64_t, int64_t> inside_range(int64_t offset, int64_t stride, int64_t
 }
 
 /// ToColumns: columns = im2col(image) (taps outside the image are 0).
-/// Otherwise: image += col2im(columns) (the adjoint: every tap adds back to the pixel it read).
+/// Otherwise: image = col2im(columns) (the adjoint: every tap adds back to the pixel it read).
 template <class T, bool ToColumns>
 void transfer_patches(const PatchGeometry& g, std::conditional_t<ToColumns, const T*, T*> image,
                       std::conditional_t<ToColumns, T*, const T*> columns) {
   const int64_t H = g.height, W = g.width, OH = g.out_h, OW = g.out_w;
   const int64_t batch_stride = g.batch_stride(), row_stride = g.row_stride();
-  for (int64_t n = 0; n < g.batch; ++n) {
-    for (int64_t c = 0; c < g.channels; ++c) {
-      auto* plane = image + (n * g.channels + c) * H * W;
+  // Planes (n, c) touch disjoint image planes and disjoint patch rows: split over them.
+  const int64_t plane_work = std::max<int64_t>(1, g.kernel_h * g.kernel_w * OH * OW);
+  parallel_for(0, g.batch * g.channels, std::max<int64_t>(1, kElementwiseGrain / plane_work), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.channels, c = p % g.channels;
+      auto* plane = image + p * H * W;
+      if constexpr (!ToColumns) std::fill(plane, plane + H * W, T(0));
       for (int64_t i = 0; i < g.kernel_h; ++i) {
         const int64_t offset_h = i * g.dilation_h - g.pad_top;
         const auto [oh_begin, oh_end] = inside_range(offset_h, g.stride_h, H, OH);
@@ -90,7 +95,7 @@ void transfer_patches(const PatchGeometry& g, std::conditional_t<ToColumns, cons
         }
       }
     }
-  }
+  });
 }
 
 Tensor fold_patches(const Tensor& columns, const PatchGeometry& g);
@@ -118,8 +123,7 @@ Tensor fold_patches(const Tensor& columns, const PatchGeometry& g) {
            shape_string(columns.shape()), shape_string(g.columns_shape));
   Tensor out = detail::dispatch_floating("col2im", columns, [&](auto tag) {
     using T = decltype(tag);
-    Array<T> image = detail::new_array<T>(g.image_shape);
-    std::fill(image.begin(), image.end(), T(0));
+    Array<T> image = detail::new_array<T>(g.image_shape);  // zeroed plane by plane in transfer_patches
     transfer_patches<T, false>(g, image.data(), columns.array<T>().data());
     return detail::make_tensor(std::move(image));
   });
@@ -148,18 +152,20 @@ Tensor columns_to_output(const Tensor& columns, const Tensor& bias, const Output
     Array<T> result = detail::new_array<T>(layout.output_shape);
     const T* source = columns.array<T>().data();
     const T* shift = bias.defined() ? bias.array<T>().data() : nullptr;
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t o = 0; o < O; ++o) {
-        const T* from = source + (o * N + n) * L;
-        T* to = result.data() + (n * O + o) * L;
-        if (shift == nullptr) {
-          std::copy(from, from + L, to);
-        } else {
-          const T b = shift[o];
-          for (int64_t l = 0; l < L; ++l) to[l] = from[l] + b;
+    parallel_for(0, N, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, O * L)), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        for (int64_t o = 0; o < O; ++o) {
+          const T* from = source + (o * N + n) * L;
+          T* to = result.data() + (n * O + o) * L;
+          if (shift == nullptr) {
+            std::copy(from, from + L, to);
+          } else {
+            const T b = shift[o];
+            for (int64_t l = 0; l < L; ++l) to[l] = from[l] + b;
+          }
         }
       }
-    }
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&columns, &bias})) {
@@ -186,8 +192,10 @@ Tensor output_to_columns(const Tensor& output, const OutputLayout& layout) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(layout.columns_shape);
     const T* source = output.array<T>().data();
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t o = 0; o < O; ++o) std::copy_n(source + (n * O + o) * L, L, result.data() + (o * N + n) * L);
+    parallel_for(0, N, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, O * L)), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t o = 0; o < O; ++o) std::copy_n(source + (n * O + o) * L, L, result.data() + (o * N + n) * L);
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&output})) {

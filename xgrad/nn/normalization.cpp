@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::nn {
 
@@ -48,106 +49,121 @@ std::vector<int64_t> non_channel_dims(int64_t ndim) {
 /// Per-channel sum and sum of squares of (x - shift[c]), accumulated within a contiguous run in T
 /// (vectorised) and across runs in double. Shifting by a sample of the channel keeps sum-of-squares
 /// cancellation harmless even when |mean| >> std.
+/// Channels are independent: the kernels below split them (reductions) or the batch (maps) over
+/// threads. Each channel's sums run over n in the same order whatever the split, so results do not
+/// depend on the thread count.
+inline int64_t channel_grain(const ChannelLayout& l) {
+  return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, l.outer * l.inner));
+}
+inline int64_t batch_grain(const ChannelLayout& l) {
+  return std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, l.channels * l.inner));
+}
+
 template <class T>
 void channel_moments(const T* x, const ChannelLayout& l, const T* shift, double* sum, double* sum_sq) {
-  std::fill(sum, sum + l.channels, 0.0);
-  std::fill(sum_sq, sum_sq + l.channels, 0.0);
-  for (int64_t n = 0; n < l.outer; ++n) {
-    const T* row = x + n * l.channels * l.inner;
-    if (l.inner == 1) {
-      for (int64_t c = 0; c < l.channels; ++c) {
-        const double d = static_cast<double>(row[c]) - static_cast<double>(shift[c]);
-        sum[c] += d;
-        sum_sq[c] += d * d;
-      }
-      continue;
-    }
-    for (int64_t c = 0; c < l.channels; ++c) {
-      const T* p = row + c * l.inner;
+  parallel_for(0, l.channels, channel_grain(l), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double total = 0, total_sq = 0;
       const T k = shift[c];
-      T s = 0, q = 0;
+      for (int64_t n = 0; n < l.outer; ++n) {
+        const T* p = x + (n * l.channels + c) * l.inner;
+        if (l.inner == 1) {
+          const double d = static_cast<double>(p[0]) - static_cast<double>(k);
+          total += d;
+          total_sq += d * d;
+          continue;
+        }
+        T s = 0, q = 0;
 #pragma omp simd reduction(+ : s, q)
-      for (int64_t i = 0; i < l.inner; ++i) {
-        const T d = p[i] - k;
-        s += d;
-        q += d * d;
+        for (int64_t i = 0; i < l.inner; ++i) {
+          const T d = p[i] - k;
+          s += d;
+          q += d * d;
+        }
+        total += static_cast<double>(s);
+        total_sq += static_cast<double>(q);
       }
-      sum[c] += static_cast<double>(s);
-      sum_sq[c] += static_cast<double>(q);
+      sum[c] = total;
+      sum_sq[c] = total_sq;
     }
-  }
+  });
 }
 
 /// out = x * scale[c] + offset[c] per channel.
 template <class T>
 void channel_affine(const T* x, const ChannelLayout& l, const T* scale, const T* offset, T* out) {
-  for (int64_t n = 0; n < l.outer; ++n) {
-    const int64_t base = n * l.channels * l.inner;
-    if (l.inner == 1) {
+  parallel_for(0, l.outer, batch_grain(l), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const int64_t base = n * l.channels * l.inner;
+      if (l.inner == 1) {
 #pragma omp simd
-      for (int64_t c = 0; c < l.channels; ++c) out[base + c] = x[base + c] * scale[c] + offset[c];
-      continue;
-    }
-    for (int64_t c = 0; c < l.channels; ++c) {
-      const T* p = x + base + c * l.inner;
-      T* q = out + base + c * l.inner;
-      const T a = scale[c], b = offset[c];
+        for (int64_t c = 0; c < l.channels; ++c) out[base + c] = x[base + c] * scale[c] + offset[c];
+        continue;
+      }
+      for (int64_t c = 0; c < l.channels; ++c) {
+        const T* p = x + base + c * l.inner;
+        T* q = out + base + c * l.inner;
+        const T a = scale[c], b = offset[c];
 #pragma omp simd
-      for (int64_t i = 0; i < l.inner; ++i) q[i] = p[i] * a + b;
+        for (int64_t i = 0; i < l.inner; ++i) q[i] = p[i] * a + b;
+      }
     }
-  }
+  });
 }
 
 /// Per-channel sum(gy) and sum(gy * (x - mean[c])).
 template <class T>
 void channel_grad_sums(const T* gy, const T* x, const ChannelLayout& l, const T* mean, double* sum_gy, double* sum_gy_xc) {
-  std::fill(sum_gy, sum_gy + l.channels, 0.0);
-  std::fill(sum_gy_xc, sum_gy_xc + l.channels, 0.0);
-  for (int64_t n = 0; n < l.outer; ++n) {
-    const int64_t base = n * l.channels * l.inner;
-    if (l.inner == 1) {
-      for (int64_t c = 0; c < l.channels; ++c) {
-        const double g = gy[base + c];
-        sum_gy[c] += g;
-        sum_gy_xc[c] += g * (static_cast<double>(x[base + c]) - static_cast<double>(mean[c]));
-      }
-      continue;
-    }
-    for (int64_t c = 0; c < l.channels; ++c) {
-      const T* g = gy + base + c * l.inner;
-      const T* p = x + base + c * l.inner;
+  parallel_for(0, l.channels, channel_grain(l), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double total = 0, total_xc = 0;
       const T m = mean[c];
-      T s = 0, sx = 0;
+      for (int64_t n = 0; n < l.outer; ++n) {
+        const int64_t at = (n * l.channels + c) * l.inner;
+        if (l.inner == 1) {
+          const double g = gy[at];
+          total += g;
+          total_xc += g * (static_cast<double>(x[at]) - static_cast<double>(m));
+          continue;
+        }
+        const T* g = gy + at;
+        const T* p = x + at;
+        T s = 0, sx = 0;
 #pragma omp simd reduction(+ : s, sx)
-      for (int64_t i = 0; i < l.inner; ++i) {
-        s += g[i];
-        sx += g[i] * (p[i] - m);
+        for (int64_t i = 0; i < l.inner; ++i) {
+          s += g[i];
+          sx += g[i] * (p[i] - m);
+        }
+        total += static_cast<double>(s);
+        total_xc += static_cast<double>(sx);
       }
-      sum_gy[c] += static_cast<double>(s);
-      sum_gy_xc[c] += static_cast<double>(sx);
+      sum_gy[c] = total;
+      sum_gy_xc[c] = total_xc;
     }
-  }
+  });
 }
 
 /// out = a[c] * gy + b[c] * x + d[c].
 template <class T>
 void channel_combine(const T* gy, const T* x, const ChannelLayout& l, const T* a, const T* b, const T* d, T* out) {
-  for (int64_t n = 0; n < l.outer; ++n) {
-    const int64_t base = n * l.channels * l.inner;
-    if (l.inner == 1) {
+  parallel_for(0, l.outer, batch_grain(l), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const int64_t base = n * l.channels * l.inner;
+      if (l.inner == 1) {
 #pragma omp simd
-      for (int64_t c = 0; c < l.channels; ++c) out[base + c] = a[c] * gy[base + c] + b[c] * x[base + c] + d[c];
-      continue;
-    }
-    for (int64_t c = 0; c < l.channels; ++c) {
-      const T* g = gy + base + c * l.inner;
-      const T* p = x + base + c * l.inner;
-      T* q = out + base + c * l.inner;
-      const T ac = a[c], bc = b[c], dc = d[c];
+        for (int64_t c = 0; c < l.channels; ++c) out[base + c] = a[c] * gy[base + c] + b[c] * x[base + c] + d[c];
+        continue;
+      }
+      for (int64_t c = 0; c < l.channels; ++c) {
+        const T* g = gy + base + c * l.inner;
+        const T* p = x + base + c * l.inner;
+        T* q = out + base + c * l.inner;
+        const T ac = a[c], bc = b[c], dc = d[c];
 #pragma omp simd
-      for (int64_t i = 0; i < l.inner; ++i) q[i] = ac * g[i] + bc * p[i] + dc;
+        for (int64_t i = 0; i < l.inner; ++i) q[i] = ac * g[i] + bc * p[i] + dc;
+      }
     }
-  }
+  });
 }
 
 template <class T>

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "xgrad/autograd/kernels.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::nn {
 
@@ -123,44 +124,46 @@ void max_pool_kernel(const T* input, T* values, int64_t* indices, const MaxPoolG
   // The common 2x2, stride 2 window with every tap inside: the same scan, unrolled.
   const bool two_by_two = g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.dilation_h == 1 &&
                           g.dilation_w == 1 && g.pad_h == 0 && g.pad_w == 0 && 2 * OH <= H && 2 * OW <= W;
-  for (int64_t p = 0; p < g.planes; ++p) {
-    const T* plane = input + p * H * W;
-    T* value = values + p * OH * OW;
-    int64_t* index = indices + p * OH * OW;
-    if (two_by_two) {
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t top = 2 * oh * W, bottom = top + W;
-        T* value_row = value + oh * OW;
-        int64_t* index_row = index + oh * OW;
-        // Branch-free (selects instead of jumps: with real data the comparisons are unpredictable,
-        // and the branchy scan still took 18 % of the small CNN's step). Starting from the first tap
-        // is the same as starting from -inf: a first tap of -inf keeps -inf and its own index.
+  parallel_for(0, g.planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, H * W)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* plane = input + p * H * W;
+      T* value = values + p * OH * OW;
+      int64_t* index = indices + p * OH * OW;
+      if (two_by_two) {
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const int64_t top = 2 * oh * W, bottom = top + W;
+          T* value_row = value + oh * OW;
+          int64_t* index_row = index + oh * OW;
+          // Branch-free (selects instead of jumps: with real data the comparisons are unpredictable,
+          // and the branchy scan still took 18 % of the small CNN's step). Starting from the first tap
+          // is the same as starting from -inf: a first tap of -inf keeps -inf and its own index.
 #pragma omp simd
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t a = top + 2 * ow, b = a + 1, c = bottom + 2 * ow, d = c + 1;
-          T best = plane[a];
-          int64_t best_at = a;
-          const T vb = plane[b], vc = plane[c], vd = plane[d];
-          const bool take_b = (vb > best) | (vb != vb);  // v != v: NaN, which propagates; | not ||: no branch
-          best = take_b ? vb : best;
-          best_at = take_b ? b : best_at;
-          const bool take_c = (vc > best) | (vc != vc);
-          best = take_c ? vc : best;
-          best_at = take_c ? c : best_at;
-          const bool take_d = (vd > best) | (vd != vd);
-          best = take_d ? vd : best;
-          best_at = take_d ? d : best_at;
-          value_row[ow] = best;
-          index_row[ow] = best_at;
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t a = top + 2 * ow, b = a + 1, c = bottom + 2 * ow, d = c + 1;
+            T best = plane[a];
+            int64_t best_at = a;
+            const T vb = plane[b], vc = plane[c], vd = plane[d];
+            const bool take_b = (vb > best) | (vb != vb);  // v != v: NaN, which propagates; | not ||: no branch
+            best = take_b ? vb : best;
+            best_at = take_b ? b : best_at;
+            const bool take_c = (vc > best) | (vc != vc);
+            best = take_c ? vc : best;
+            best_at = take_c ? c : best_at;
+            const bool take_d = (vd > best) | (vd != vd);
+            best = take_d ? vd : best;
+            best_at = take_d ? d : best_at;
+            value_row[ow] = best;
+            index_row[ow] = best_at;
+          }
         }
+        continue;
       }
-      continue;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          max_of_window(plane, row_first[oh], row_count[oh], row_step, col_first[ow], col_count[ow], col_step, value[oh * OW + ow],
+                        index[oh * OW + ow]);
     }
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow)
-        max_of_window(plane, row_first[oh], row_count[oh], row_step, col_first[ow], col_count[ow], col_step, value[oh * OW + ow],
-                      index[oh * OW + ow]);
-  }
+  });
 }
 
 Tensor max_pool_gather(const Tensor& grad_input, const Tensor& indices, const MaxPoolGeometry& g);
@@ -172,14 +175,16 @@ Tensor max_pool_scatter(const Tensor& grad_output, const Tensor& indices, const 
   Tensor out = detail::dispatch_floating("max_pool backward", grad_output, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g.input_shape);
-    std::fill(result.begin(), result.end(), T(0));
     const T* from = grad_output.array<T>().data();
     const int64_t* index = indices.array<int64_t>().data();
-    for (int64_t p = 0; p < g.planes; ++p) {
-      T* to = result.data() + p * area;
-      for (int64_t o = p * positions; o < (p + 1) * positions; ++o)
-        if (index[o] >= 0) to[index[o]] += from[o];
-    }
+    parallel_for(0, g.planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, area)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        T* to = result.data() + p * area;
+        std::fill(to, to + area, T(0));
+        for (int64_t o = p * positions; o < (p + 1) * positions; ++o)
+          if (index[o] >= 0) to[index[o]] += from[o];
+      }
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&grad_output})) {
@@ -197,10 +202,12 @@ Tensor max_pool_gather(const Tensor& grad_input, const Tensor& indices, const Ma
     Array<T> result = detail::new_array<T>(g.output_shape);
     const T* from = grad_input.array<T>().data();
     const int64_t* index = indices.array<int64_t>().data();
-    for (int64_t p = 0; p < g.planes; ++p) {
-      const T* plane = from + p * area;
-      for (int64_t o = p * positions; o < (p + 1) * positions; ++o) result.data()[o] = index[o] >= 0 ? plane[index[o]] : T(0);
-    }
+    parallel_for(0, g.planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, area)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* plane = from + p * area;
+        for (int64_t o = p * positions; o < (p + 1) * positions; ++o) result.data()[o] = index[o] >= 0 ? plane[index[o]] : T(0);
+      }
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&grad_input})) {
@@ -294,19 +301,21 @@ Tensor window_average(const Tensor& input, const WindowGeometryPtr& g) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g->output_shape);
     const T* from = input.array<T>().data();
-    for (int64_t p = 0; p < g->planes; ++p) {
-      const T* plane = from + p * H * W;
-      T* to = result.data() + p * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          T total = 0;
-          for (int64_t ih = g->row_begin[oh]; ih < g->row_end[oh]; ++ih)
-            for (int64_t iw = g->col_begin[ow]; iw < g->col_end[ow]; ++iw) total += plane[ih * W + iw];
-          const bool empty = g->row_begin[oh] >= g->row_end[oh] || g->col_begin[ow] >= g->col_end[ow];
-          to[oh * OW + ow] = empty ? T(0) : total / static_cast<T>(g->divisor[oh * OW + ow]);
+    parallel_for(0, g->planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, H * W)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* plane = from + p * H * W;
+        T* to = result.data() + p * OH * OW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            T total = 0;
+            for (int64_t ih = g->row_begin[oh]; ih < g->row_end[oh]; ++ih)
+              for (int64_t iw = g->col_begin[ow]; iw < g->col_end[ow]; ++iw) total += plane[ih * W + iw];
+            const bool empty = g->row_begin[oh] >= g->row_end[oh] || g->col_begin[ow] >= g->col_end[ow];
+            to[oh * OW + ow] = empty ? T(0) : total / static_cast<T>(g->divisor[oh * OW + ow]);
+          }
         }
       }
-    }
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&input})) {
@@ -323,19 +332,21 @@ Tensor window_sum_adjoint(const Tensor& grad_output, const WindowGeometryPtr& g)
   Tensor out = detail::dispatch_floating("avg_pool2d backward", grad_output, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g->input_shape);
-    std::fill(result.begin(), result.end(), T(0));
     const T* from = grad_output.array<T>().data();
-    for (int64_t p = 0; p < g->planes; ++p) {
-      T* plane = result.data() + p * H * W;
-      const T* grad = from + p * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const T share = grad[oh * OW + ow] / static_cast<T>(g->divisor[oh * OW + ow]);
-          for (int64_t ih = g->row_begin[oh]; ih < g->row_end[oh]; ++ih)
-            for (int64_t iw = g->col_begin[ow]; iw < g->col_end[ow]; ++iw) plane[ih * W + iw] += share;
+    parallel_for(0, g->planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, H * W)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        T* plane = result.data() + p * H * W;
+        std::fill(plane, plane + H * W, T(0));
+        const T* grad = from + p * OH * OW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const T share = grad[oh * OW + ow] / static_cast<T>(g->divisor[oh * OW + ow]);
+            for (int64_t ih = g->row_begin[oh]; ih < g->row_end[oh]; ++ih)
+              for (int64_t iw = g->col_begin[ow]; iw < g->col_end[ow]; ++iw) plane[ih * W + iw] += share;
+          }
         }
       }
-    }
+    });
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&grad_output})) {

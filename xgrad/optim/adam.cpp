@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/optim/adam.hpp"
 #include "xgrad/optim/adamw.hpp"
 
@@ -100,10 +101,15 @@ void adam_step(std::vector<OptimizerParamGroup>& groups, bool decoupled,
       if (hyper.amsgrad) detail::ensure_state_tensor(state.max_exp_avg_sq, param);
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        adam_update<T>(param.data_ptr<T>(), grad.data_ptr<T>(), state.exp_avg.template data_ptr<T>(),
-                       state.exp_avg_sq.template data_ptr<T>(),
-                       hyper.amsgrad ? state.max_exp_avg_sq.template data_ptr<T>() : nullptr, param.numel(), hyper,
-                       state.step);
+        T* p = param.data_ptr<T>();
+        const T* g = grad.data_ptr<T>();
+        T* m = state.exp_avg.template data_ptr<T>();
+        T* v = state.exp_avg_sq.template data_ptr<T>();
+        T* v_max = hyper.amsgrad ? state.max_exp_avg_sq.template data_ptr<T>() : nullptr;
+        // Elementwise: any split gives the same bits.
+        parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+          adam_update<T>(p + lo, g + lo, m + lo, v + lo, v_max ? v_max + lo : nullptr, hi - lo, hyper, state.step);
+        });
       });
       detail::bump_version(param);
     }

@@ -1,6 +1,9 @@
 #include "xgrad/optim/sgd.hpp"
 
+#include <cmath>
+
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::optim {
 
@@ -100,8 +103,14 @@ Tensor SGD::step(LossClosure closure) {
       const SGDHyper hyper{options.lr(), options.weight_decay(), options.momentum(), options.dampening(), options.maximize()};
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        sgd_update<T>(param.data_ptr<T>(), grad.data_ptr<T>(), use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr,
-                      param.numel(), hyper, use_momentum, first, options.nesterov());
+        T* p = param.data_ptr<T>();
+        const T* g = grad.data_ptr<T>();
+        T* buf = use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr;
+        const bool nesterov = options.nesterov();
+        // Elementwise: any split gives the same bits.
+        parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+          sgd_update<T>(p + lo, g + lo, buf ? buf + lo : nullptr, hi - lo, hyper, use_momentum, first, nesterov);
+        });
       });
       detail::bump_version(param);
     }
