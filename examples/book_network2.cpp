@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   common.lr = 0.5;
   common.val_fraction = 0.0;
   // Mini-batches of 10 make every matrix product tiny: handing them to a second OpenBLAS thread costs more
-  // than it saves (measured on the 2-core machine, see examples/README-book.md). --threads 0 restores OpenBLAS's choice.
+  // than it saves (measured on the 2-core machine, see examples/README-book.md). --threads 0 restores xgrad's default (all CPUs).
   common.threads = 1;
   training::add_common_options(app, common);
   int64_t hidden = 100;

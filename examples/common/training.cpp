@@ -14,10 +14,6 @@
 
 #include <fmt/format.h>
 
-// OpenBLAS's thread control, declared weak so the examples still link against another BLAS (where
-// --threads then only prints a note).
-extern "C" void openblas_set_num_threads(int threads) __attribute__((weak));
-
 namespace training {
 
 namespace fs = std::filesystem;
@@ -81,7 +77,7 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
       ->capture_default_str();
   app.add_option("--patience", o.patience, "Early stopping: stop after N epochs without a better validation loss (0 = off)")
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "OpenBLAS threads (0 = OpenBLAS's default)")->capture_default_str();
+  app.add_option("--threads", o.threads, "threads for xgrad's kernels (0 = OMP_NUM_THREADS or all CPUs)")->capture_default_str();
   app.add_option("--limit-train", o.limit_train, "Use only N random training examples (0 = all)")->capture_default_str();
   app.add_option("--limit-test", o.limit_test, "Use only N random test examples (0 = all)")->capture_default_str();
   app.add_option("--val-fraction", o.val_fraction, "Fraction of the training examples held out for validation")
@@ -101,10 +97,7 @@ void apply_common_options(CommonOptions& o, const std::string& name) {
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) usage_error(fmt::format("--val-fraction must be in [0, 1), got {}", o.val_fraction));
 
   xg::manual_seed(o.seed);
-  if (o.threads > 0) {
-    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(o.threads);
-    else std::cout << "note: --threads needs OpenBLAS; this build uses another BLAS, so it is ignored\n";
-  }
+  if (o.threads > 0) xg::set_num_threads(o.threads);
   if (o.out_dir.empty()) o.out_dir = (fs::path("runs") / name).string();
   std::error_code error;
   fs::create_directories(o.out_dir, error);

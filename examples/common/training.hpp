@@ -1,7 +1,7 @@
 #pragma once
 /// Training helpers shared by the examples: the common command line, a progress bar, per-epoch summaries,
 /// a metrics CSV and a PNG plot of the curves, early stopping, evaluation, checkpoints with exact --resume,
-/// and a Trainer that strings all of them together for a classifier.
+/// and fit(), the loop that strings all of them together for a classifier.
 ///
 /// Two ways to use it:
 ///
@@ -12,7 +12,7 @@
 ///        common.epochs = 8;
 ///        training::add_common_options(app, common);
 ///        CLI11_PARSE(app, argc, argv);
-///        training::apply_common_options(common);               // seed, threads, output directory
+///        training::apply_common_options(common, "fashion_mnist_mlp");  // seed, threads, output directory
 ///        auto data = training::load_fashion_mnist(common);     // train / validation / test
 ///        ... build model, optimizer (and scheduler) ...
 ///        training::TrainSetup setup;
@@ -24,11 +24,12 @@
 ///        return result.exit_code();                            // non-zero when the loss did not go down
 ///
 /// 2. The pieces, for a loop of your own (the book's SGD loops, a GAN): ProgressBar, evaluate(), MetricsLog
-///    (CSV + plot), EarlyStopping, xg::optim::Checkpoint, format_duration(), is_terminal().
+///    (CSV + plot), EarlyStopping, xg::optim::Checkpoint, format_duration(), is_terminal(), and
+///    LayerProfiler (common/profile.hpp: per-layer forward/backward timing).
 ///
-/// Outputs (in --out-dir, default "runs/<name>"): metrics.csv, curves.png (when gnuplot is on PATH),
-/// checkpoint.safetensors (each epoch: model, optimizer, scheduler, epoch, RNG, loader and metric history),
-/// model.safetensors (final weights, loadable with xg::nn::load).
+/// Outputs (in --out-dir, default "runs/<name>"): metrics.csv, curves.png (when gnuplot is on PATH; the
+/// script that drew it is curves.png.gp), checkpoint.safetensors (each epoch: model, optimizer, scheduler,
+/// epoch, RNG, loader and metric history), model.safetensors (final weights, loadable with xg::nn::load).
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -57,7 +58,7 @@ struct CommonOptions {
   bool resume = false;            ///< --resume (continue from <out-dir>/checkpoint.safetensors)
   int64_t stop_after = 0;         ///< --stop-after (stop after this epoch as if interrupted; 0 = run all epochs)
   int64_t patience = 0;           ///< --patience (stop after N epochs without a better validation loss; 0 = off)
-  int threads = 0;                ///< --threads (OpenBLAS threads; 0 = OpenBLAS's default)
+  int threads = 0;                ///< --threads (xg::set_num_threads; 0 = xgrad's default, see parallel.hpp)
   int64_t limit_train = 0;        ///< --limit-train (use only N training examples; 0 = all)
   int64_t limit_test = 0;         ///< --limit-test (use only N test examples; 0 = all)
   double val_fraction = 0.1;      ///< --val-fraction (of the training set, held out for validation)

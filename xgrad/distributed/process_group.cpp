@@ -6,8 +6,11 @@
 #include <exception>
 #include <variant>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
+#include "xgrad/autograd/parallel.hpp"
 #include "xgrad/distributed/mpi_detail.hpp"
 
 namespace xg::distributed {
@@ -127,6 +130,23 @@ size_t element_size(Dtype dtype) { return dtype == Dtype::Float32 ? sizeof(float
 
 }  // namespace detail
 
+namespace {
+/// Ranks on one machine share its cores: unless the user chose a thread count (OMP_NUM_THREADS or
+/// OPENBLAS_NUM_THREADS), each rank gets cores / local ranks threads (at least 1). Otherwise every rank
+/// would start a pool as wide as the machine and their spinning workers would fight (torchrun sets
+/// OMP_NUM_THREADS=1 for the same reason).
+void share_cores_between_local_ranks() {
+  if (std::getenv("OMP_NUM_THREADS") != nullptr || std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
+  MPI_Comm local = MPI_COMM_NULL;
+  if (MPI_Comm_split_type(state().comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) != MPI_SUCCESS) return;
+  int local_ranks = 1;
+  MPI_Comm_size(local, &local_ranks);
+  MPI_Comm_free(&local);
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  xg::set_num_threads(static_cast<int>(std::max<long>(1, (cpus > 0 ? cpus : 1) / std::max(local_ranks, 1))));
+}
+}  // namespace
+
 void init(int* argc, char*** argv) {
   ProcessGroupState& s = state();
   if (s.initialized) return;
@@ -147,6 +167,7 @@ void init(int* argc, char*** argv) {
   detail::check_mpi(MPI_Comm_size(s.comm, &s.world_size), "distributed::init");
   s.initialized = true;
   install_handlers();
+  share_cores_between_local_ranks();
 }
 
 void finalize() {
