@@ -80,15 +80,12 @@ Tensor unary_expression(const char* op, const Tensor& x, Expr expression) {
     using T = decltype(tag);
     const Array<T>& in = x.array<T>();
     Tensor out = detail::empty_tensor<T>(in.shape());
-    const int64_t n = static_cast<int64_t>(in.size());
-    if (detail::chunk_count(n, kElementwiseGrain) <= 1) {
-      xt::noalias(out.array<T>()) = expression(in);
-      return out;
-    }
-    // Large tensors: the same expression over flat slices, one per thread.
+    // The expression over flat slices of the data (one slice per thread for large tensors). One
+    // instantiation serves both cases: a second one over the xarray itself made GCC stop inlining
+    // xsimd's tanh into the loop (tanh [64, 1000]: 19.5 -> 26.4 us on one thread).
     const T* src = in.data();
     T* dst = out.data_ptr<T>();
-    parallel_for(0, n, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, static_cast<int64_t>(in.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
       const std::array<std::size_t, 1> extent{static_cast<std::size_t>(hi - lo)};
       auto slice_out = xt::adapt(dst + lo, extent);
       xt::noalias(slice_out) = expression(xt::adapt(src + lo, extent));
