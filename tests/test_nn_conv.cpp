@@ -263,7 +263,7 @@ TEST_CASE("Conv2d and Conv1d modules: parameters, PyTorch init bounds, shapes, p
   CHECK(grouped->weight.shape() == Shape{6, 2, 3, 2});
   CHECK_FALSE(grouped->bias.defined());
   CHECK(grouped->named_parameters().keys() == std::vector<std::string>{"weight"});
-  CHECK(grouped->extra_repr() == "4, 6, kernel_size=(3, 2), stride=(1, 1), padding=same, dilation=(2, 2), groups=2, bias=False");
+  CHECK(grouped->extra_repr() == "4, 6, kernel_size=(3, 2), stride=(1, 1), padding=same, dilation=(2, 2), groups=2, bias=false");
   CHECK(max(abs(grouped->weight)).item<double>() <= 1.0 / std::sqrt(2.0 * 3 * 2));
   CHECK(grouped(randn({2, 4, 7, 5})).shape() == Shape{2, 6, 7, 5});
 

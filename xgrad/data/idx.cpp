@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -31,15 +32,27 @@ uint64_t read_be(const uint8_t* p, int bytes) {
 }  // namespace
 
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   XG_CHECK(in.good(), "read_idx: cannot open '{}'", path);
-  std::vector<uint8_t> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  XG_CHECK(!in.bad(), "read_idx: error while reading '{}'", path);
+  // One read of the whole file (a byte-wise istreambuf_iterator copy took seconds for Fashion-MNIST).
+  const std::streamoff size = in.tellg();
+  XG_CHECK(size >= 0, "read_idx: cannot tell the size of '{}'", path);
+  std::vector<uint8_t> raw(static_cast<size_t>(size));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(raw.data()), size);
+  XG_CHECK(in.gcount() == size && !in.bad(), "read_idx: error while reading '{}' (got {} of {} bytes)", path, in.gcount(), size);
   if (raw.size() < 2 || raw[0] != 0x1f || raw[1] != 0x8b) return raw;
   // gzip: inflate with automatic header detection (windowBits 15 + 32).
   z_stream stream{};
   XG_CHECK(inflateInit2(&stream, 15 + 32) == Z_OK, "read_idx: zlib could not start inflating '{}'", path);
   std::vector<uint8_t> out;
+  // gzip's trailer holds the inflated size mod 2^32: a hint to reserve once (capped, since a corrupt
+  // trailer may claim anything; the loop below grows the buffer if the hint was short).
+  if (raw.size() >= 18) {
+    const size_t hinted = size_t(raw[raw.size() - 4]) | size_t(raw[raw.size() - 3]) << 8 | size_t(raw[raw.size() - 2]) << 16 |
+                          size_t(raw[raw.size() - 1]) << 24;
+    out.reserve(std::min(hinted, raw.size() * 1032));  // deflate cannot expand more than ~1032:1
+  }
   stream.next_in = raw.data();
   stream.avail_in = static_cast<uInt>(raw.size());
   std::vector<uint8_t> chunk(1 << 20);

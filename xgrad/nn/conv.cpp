@@ -475,7 +475,7 @@ std::string ConvNdImpl<D>::extra_repr() const {
   else if (padding.amounts() != ExpandingArray<D>(0)) s += ", padding=" + padding.amounts().tuple_string();
   if (options.dilation() != ExpandingArray<D>(1)) s += ", dilation=" + options.dilation().tuple_string();
   if (options.groups() != 1) s += fmt::format(", groups={}", options.groups());
-  if (!options.bias()) s += ", bias=False";
+  if (!options.bias()) s += ", bias=false";  // as libtorch prints it (std::boolalpha), like Linear's bias=true
   if (options.padding_mode() != "zeros") s += ", padding_mode=" + options.padding_mode();
   return s;
 }
