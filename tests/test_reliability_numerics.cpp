@@ -336,9 +336,16 @@ TEST_CASE("anomaly mode: reductions and matrix products that overflow are named 
       {"mean", [&] { return mean(huge); }},
       {"matmul", [&] { return matmul(big_matrix, big_matrix); }},
       {"mm", [&] { return mm(big_matrix, big_matrix); }},
+      {"bmm", [&] { return bmm(big_matrix.reshape({1, 2, 2}), big_matrix.reshape({1, 2, 2})); }},
+      {"dot", [&] { return dot(huge, huge); }},
       {"linear", [&] { return linear(big_matrix, big_matrix); }},
       {"var", [&] { return var(tensor({1e300, -1e300}, kFloat64)); }},
       {"norm", [&] { return norm(huge); }},
+      // Losses built from sub, mul, abs and sum are named as the loss.
+      {"mse_loss", [&] { return nn::functional::mse_loss(huge, neg(huge)); }},
+      {"l1_loss", [&] { return nn::functional::l1_loss(huge, neg(huge)); }},
+      {"huber_loss", [&] { return nn::functional::huber_loss(huge, neg(huge)); }},
+      {"nll_loss", [&] { return nn::functional::nll_loss(tensor({-1e308, 0.0, -1e308, 0.0}, {2, 2}, kFloat64), tensor({0, 0}, {2}, kInt64), nn::functional::NLLLossFuncOptions().reduction("sum")); }},
       // conv2d is im2col + gemm + a bias move: named as conv2d, not as the gemm inside.
       {"conv2d", [&] { return nn::functional::conv2d(big_matrix.reshape({1, 1, 2, 2}), big_matrix.reshape({1, 1, 2, 2})); }},
   });

@@ -432,13 +432,26 @@ Tensor sigmoid(const Tensor& x) {
   return finish("sigmoid", out);
 }
 
+namespace {
+/// gy where relu's output is positive, else 0, in one pass (PyTorch's threshold_backward; it was a
+/// mask tensor and a mul). The mask is a constant, so this op's own backward is itself: higher
+/// derivatives of relu keep working.
+Tensor relu_backward(const Tensor& gy, const Tensor& out) {
+  Tensor grad = binary_map("relu backward", gy, out, [](auto g, auto y) { return y > 0 ? g : decltype(g)(0); });
+  if (should_record({&gy})) {
+    record("ReluBackwardBackward", {gy}, grad, {out},
+           [](const BackwardContext& ctx, const Tensor& gg) { return TensorList{relu_backward(gg, ctx.saved(0))}; });
+  }
+  return grad;
+}
+}  // namespace
+
 Tensor relu(const Tensor& x) {
   dispatch_floating("relu", x, [](auto) { return 0; });
   Tensor out = scalar_map(x, [](auto v) { return v > 0 ? v : decltype(v)(0); });
   if (should_record({&x})) {
-    record("ReluBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
-      return TensorList{mul(gy, mask_of(ctx.saved(0), [](auto v) { return v > 0; }))};
-    });
+    record("ReluBackward", {x}, out, {out},
+           [](const BackwardContext& ctx, const Tensor& gy) { return TensorList{relu_backward(gy, ctx.saved(0))}; });
   }
   return finish("relu", out);
 }

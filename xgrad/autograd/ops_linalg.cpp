@@ -143,7 +143,7 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   check_float_matrix("bmm", a);
   check_float_matrix("bmm", b);
   XG_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
-  return gemm(a, b, false, false);
+  return autograd::anomaly_checked_as("bmm", [&] { return gemm(a, b, false, false); });
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {
@@ -151,7 +151,7 @@ Tensor dot(const Tensor& a, const Tensor& b) {
   check_float_matrix("dot", b);
   XG_CHECK(a.dim() == 1 && b.dim() == 1, "dot: expected 1-D operands, got shapes {} and {}", shape_string(a.shape()), shape_string(b.shape()));
   XG_CHECK(a.numel() == b.numel(), "dot: inconsistent tensor sizes: {} and {}", a.numel(), b.numel());
-  return sum(mul(a, b));
+  return autograd::anomaly_checked_as("dot", [&] { return sum(mul(a, b)); });
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

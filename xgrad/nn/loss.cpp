@@ -283,39 +283,51 @@ Tensor cross_entropy_probabilities(const Tensor& input, const Tensor& target, co
 namespace functional {
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const MSELossFuncOptions& options) {
-  const Reduction reduction = parse_reduction("mse_loss", options.reduction());
-  check_pair("mse_loss", input, target);
-  Tensor difference = sub(input, target);
-  return reduce(mul(difference, difference), reduction);
+  // Checked once under anomaly mode, as mse_loss (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("mse_loss", [&]() -> Tensor {
+    const Reduction reduction = parse_reduction("mse_loss", options.reduction());
+    check_pair("mse_loss", input, target);
+    Tensor difference = sub(input, target);
+    return reduce(mul(difference, difference), reduction);
+  });
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const L1LossFuncOptions& options) {
-  const Reduction reduction = parse_reduction("l1_loss", options.reduction());
-  check_pair("l1_loss", input, target);
-  return reduce(abs(sub(input, target)), reduction);
+  // Checked once under anomaly mode, as l1_loss (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("l1_loss", [&]() -> Tensor {
+    const Reduction reduction = parse_reduction("l1_loss", options.reduction());
+    check_pair("l1_loss", input, target);
+    return reduce(abs(sub(input, target)), reduction);
+  });
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1LossFuncOptions& options) {
-  const Reduction reduction = parse_reduction("smooth_l1_loss", options.reduction());
-  check_pair("smooth_l1_loss", input, target);
-  const double beta = options.beta();
-  XG_CHECK(beta >= 0, "smooth_l1_loss: beta must be non-negative, got {}", beta);
-  Tensor difference = sub(input, target);
-  Tensor magnitude = abs(difference);
-  if (beta == 0) return reduce(magnitude, reduction);  // PyTorch: beta = 0 is exactly L1
-  Tensor quadratic = mul(mul(difference, difference), 0.5 / beta);
-  return reduce(where(lt(magnitude, beta), quadratic, sub(magnitude, 0.5 * beta)), reduction);
+  // Checked once under anomaly mode, as smooth_l1_loss (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("smooth_l1_loss", [&]() -> Tensor {
+    const Reduction reduction = parse_reduction("smooth_l1_loss", options.reduction());
+    check_pair("smooth_l1_loss", input, target);
+    const double beta = options.beta();
+    XG_CHECK(beta >= 0, "smooth_l1_loss: beta must be non-negative, got {}", beta);
+    Tensor difference = sub(input, target);
+    Tensor magnitude = abs(difference);
+    if (beta == 0) return reduce(magnitude, reduction);  // PyTorch: beta = 0 is exactly L1
+    Tensor quadratic = mul(mul(difference, difference), 0.5 / beta);
+    return reduce(where(lt(magnitude, beta), quadratic, sub(magnitude, 0.5 * beta)), reduction);
+  });
 }
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, const HuberLossFuncOptions& options) {
-  const Reduction reduction = parse_reduction("huber_loss", options.reduction());
-  check_pair("huber_loss", input, target);
-  const double delta = options.delta();
-  XG_CHECK(delta > 0, "huber_loss: delta must be positive, got {}", delta);
-  Tensor difference = sub(input, target);
-  Tensor magnitude = abs(difference);
-  Tensor quadratic = mul(mul(difference, difference), 0.5);
-  return reduce(where(lt(magnitude, delta), quadratic, mul(sub(magnitude, 0.5 * delta), delta)), reduction);
+  // Checked once under anomaly mode, as huber_loss (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("huber_loss", [&]() -> Tensor {
+    const Reduction reduction = parse_reduction("huber_loss", options.reduction());
+    check_pair("huber_loss", input, target);
+    const double delta = options.delta();
+    XG_CHECK(delta > 0, "huber_loss: delta must be positive, got {}", delta);
+    Tensor difference = sub(input, target);
+    Tensor magnitude = abs(difference);
+    Tensor quadratic = mul(mul(difference, difference), 0.5);
+    return reduce(where(lt(magnitude, delta), quadratic, mul(sub(magnitude, 0.5 * delta), delta)), reduction);
+  });
 }
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const CrossEntropyFuncOptions& options) {
@@ -332,22 +344,25 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const CrossEntro
 }
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const NLLLossFuncOptions& options) {
-  const char* op = "nll_loss";
-  const Reduction reduction = parse_reduction(op, options.reduction());
-  check_floating(op, "input", input);
-  const ClassTargets info = read_class_targets(op, input, target, options.weight(), options.ignore_index());
-  const ClassLayout l = info.layout;
-  // loss_p = -w_t * input[p, t]: gather the target's log-probability (index 0 stands in at ignored
-  // positions, whose weight is 0).
-  Tensor index = tensor(std::vector<double>(info.safe_target.begin(), info.safe_target.end()), {l.outer, 1, l.inner}, kInt64);
-  Tensor picked = gather(reshape(input, {l.outer, l.classes, l.inner}), 1, index);
-  Tensor weights = tensor(info.weight_at, {l.outer, 1, l.inner}, input.dtype());
-  Tensor losses = neg(mul(picked, weights));
-  switch (reduction) {
-    case Reduction::None: return reshape(losses, target.shape());
-    case Reduction::Sum: return sum(losses);
-    default: return div(sum(losses), info.total_weight);  // 0/0 = nan when all are ignored, as PyTorch
-  }
+  // Checked once under anomaly mode, as nll_loss (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("nll_loss", [&]() -> Tensor {
+    const char* op = "nll_loss";
+    const Reduction reduction = parse_reduction(op, options.reduction());
+    check_floating(op, "input", input);
+    const ClassTargets info = read_class_targets(op, input, target, options.weight(), options.ignore_index());
+    const ClassLayout l = info.layout;
+    // loss_p = -w_t * input[p, t]: gather the target's log-probability (index 0 stands in at ignored
+    // positions, whose weight is 0).
+    Tensor index = tensor(std::vector<double>(info.safe_target.begin(), info.safe_target.end()), {l.outer, 1, l.inner}, kInt64);
+    Tensor picked = gather(reshape(input, {l.outer, l.classes, l.inner}), 1, index);
+    Tensor weights = tensor(info.weight_at, {l.outer, 1, l.inner}, input.dtype());
+    Tensor losses = neg(mul(picked, weights));
+    switch (reduction) {
+      case Reduction::None: return reshape(losses, target.shape());
+      case Reduction::Sum: return sum(losses);
+      default: return div(sum(losses), info.total_weight);  // 0/0 = nan when all are ignored, as PyTorch
+    }
+  });
 }
 
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const BinaryCrossEntropyFuncOptions& options) {
@@ -438,18 +453,21 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 }
 
 Tensor kl_div(const Tensor& input, const Tensor& target, const KLDivFuncOptions& options) {
-  const Reduction reduction = parse_reduction("kl_div", options.reduction(), /*allow_batchmean=*/true);
-  check_pair("kl_div", input, target);
-  Tensor pointwise;
-  if (options.log_target()) {
-    pointwise = mul(exp(target), sub(target, input));
-  } else {
-    // xlogy(t, t) - t * input, with 0 log 0 = 0 (a safe log keeps the unused branch's gradient finite).
-    Tensor positive = gt(target, 0.0);
-    Tensor safe_target = where(positive, target, ones({}, target.dtype()));
-    pointwise = sub(mul(target, log(safe_target)), mul(target, input));
-  }
-  return reduce(pointwise, reduction);
+  // Checked once under anomaly mode, as kl_div (not as the sub or mul inside it).
+  return autograd::anomaly_checked_as("kl_div", [&]() -> Tensor {
+    const Reduction reduction = parse_reduction("kl_div", options.reduction(), /*allow_batchmean=*/true);
+    check_pair("kl_div", input, target);
+    Tensor pointwise;
+    if (options.log_target()) {
+      pointwise = mul(exp(target), sub(target, input));
+    } else {
+      // xlogy(t, t) - t * input, with 0 log 0 = 0 (a safe log keeps the unused branch's gradient finite).
+      Tensor positive = gt(target, 0.0);
+      Tensor safe_target = where(positive, target, ones({}, target.dtype()));
+      pointwise = sub(mul(target, log(safe_target)), mul(target, input));
+    }
+    return reduce(pointwise, reduction);
+  });
 }
 
 }  // namespace functional
