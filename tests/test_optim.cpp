@@ -49,11 +49,11 @@ void check_trajectory(const std::vector<Values>& got, const std::vector<Values>&
 
 // ---- reference loops (scalar, float64), one line per line of PyTorch's documented algorithm ----------
 std::vector<Values> reference_sgd(double lr, double momentum, double dampening, double weight_decay, bool nesterov,
-                                  bool maximize, int steps) {
-  Values w{1.0, -2.0}, b(2);
+                                  bool maximize, int steps, const Values& start = {1.0, -2.0}) {
+  Values w = start, b(start.size());
   std::vector<Values> out;
   for (int t = 1; t <= steps; ++t) {
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < w.size(); ++i) {
       double g = 2 * w[i];
       if (maximize) g = -g;
       g += weight_decay * w[i];
@@ -69,11 +69,11 @@ std::vector<Values> reference_sgd(double lr, double momentum, double dampening, 
 }
 
 std::vector<Values> reference_adam(double lr, double beta1, double beta2, double eps, double weight_decay,
-                                   bool amsgrad, bool maximize, bool decoupled, int steps) {
-  Values w{1.0, -2.0}, m(2), v(2), v_max(2);
+                                   bool amsgrad, bool maximize, bool decoupled, int steps, const Values& start = {1.0, -2.0}) {
+  Values w = start, m(start.size()), v(start.size()), v_max(start.size());
   std::vector<Values> out;
   for (int t = 1; t <= steps; ++t) {
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < w.size(); ++i) {
       double g = 2 * w[i];
       if (maximize) g = -g;
       if (decoupled) w[i] -= lr * weight_decay * w[i];
@@ -91,11 +91,11 @@ std::vector<Values> reference_adam(double lr, double beta1, double beta2, double
 }
 
 std::vector<Values> reference_rmsprop(double lr, double alpha, double eps, double weight_decay, double momentum,
-                                      bool centered, int steps) {
-  Values w{1.0, -2.0}, v(2), g_avg(2), b(2);
+                                      bool centered, int steps, const Values& start = {1.0, -2.0}) {
+  Values w = start, v(start.size()), g_avg(start.size()), b(start.size());
   std::vector<Values> out;
   for (int t = 1; t <= steps; ++t) {
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < w.size(); ++i) {
       double g = 2 * w[i] + weight_decay * w[i];
       v[i] = alpha * v[i] + (1 - alpha) * g * g;
       double v_tilde = v[i];
@@ -116,12 +116,12 @@ std::vector<Values> reference_rmsprop(double lr, double alpha, double eps, doubl
 }
 
 std::vector<Values> reference_adagrad(double lr, double lr_decay, double weight_decay, double initial_accumulator,
-                                      double eps, int steps) {
-  Values w{1.0, -2.0}, sum(2, initial_accumulator);
+                                      double eps, int steps, const Values& start = {1.0, -2.0}) {
+  Values w = start, sum(start.size(), initial_accumulator);
   std::vector<Values> out;
   for (int t = 1; t <= steps; ++t) {
     const double clr = lr / (1 + (t - 1) * lr_decay);
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < w.size(); ++i) {
       const double g = 2 * w[i] + weight_decay * w[i];
       sum[i] += g * g;
       w[i] -= clr * g / (std::sqrt(sum[i]) + eps);
@@ -131,11 +131,11 @@ std::vector<Values> reference_adagrad(double lr, double lr_decay, double weight_
   return out;
 }
 
-std::vector<Values> reference_adadelta(double lr, double rho, double eps, double weight_decay, int steps) {
-  Values w{1.0, -2.0}, v(2), u(2);
+std::vector<Values> reference_adadelta(double lr, double rho, double eps, double weight_decay, int steps, const Values& start = {1.0, -2.0}) {
+  Values w = start, v(start.size()), u(start.size());
   std::vector<Values> out;
   for (int t = 1; t <= steps; ++t) {
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < w.size(); ++i) {
       const double g = 2 * w[i] + weight_decay * w[i];
       v[i] = v[i] * rho + g * g * (1 - rho);
       const double delta = std::sqrt(u[i] + eps) / std::sqrt(v[i] + eps) * g;
@@ -584,4 +584,36 @@ TEST_CASE("optimizers learn XOR", "[optim][convergence]") {
   CHECK(train_xor([](TensorList p) { return std::make_unique<optim::RMSprop>(p, optim::RMSpropOptions(0.01)); }, 400) < 1e-2);
   CHECK(train_xor([](TensorList p) { return std::make_unique<optim::Adagrad>(p, optim::AdagradOptions(0.3)); }, 400) < 1e-2);
   CHECK(train_xor([](TensorList p) { return std::make_unique<optim::Adadelta>(p, optim::AdadeltaOptions(10.0)); }, 400) < 5e-2);
+}
+
+TEST_CASE("optimizer updates split over threads follow the reference loops element by element", "[optim][parallel]") {
+  // 100,003 distinct starting values (an odd count, so the pieces are uneven): a piece that started at
+  // the wrong offset, or a lost piece, would leave elements that do not follow their own reference.
+  const int saved = get_num_threads();
+  set_num_threads(2);
+  Values start(100003);
+  for (size_t i = 0; i < start.size(); ++i) start[i] = (i % 2 ? -1.0 : 1.0) * (0.5 + 1e-5 * double(i));
+  auto run_large = [&](auto make_optimizer, int steps) {
+    Tensor w = tensor(start, {int64_t(start.size())}, kFloat64).requires_grad_();
+    auto optimizer = make_optimizer(TensorList{w});
+    std::vector<Values> trajectory;
+    for (int s = 0; s < steps; ++s) {
+      optimizer.zero_grad();
+      (w * w).sum().backward();
+      optimizer.step();
+      trajectory.push_back(values_of(w));
+    }
+    return trajectory;
+  };
+  check_trajectory(run_large([](TensorList p) { return optim::SGD(p, optim::SGDOptions(0.1).momentum(0.9).weight_decay(0.01).nesterov(true)); }, 3),
+                   reference_sgd(0.1, 0.9, 0, 0.01, true, false, 3, start), 1e-12);
+  check_trajectory(run_large([](TensorList p) { return optim::Adam(p, optim::AdamOptions(0.01).amsgrad(true).weight_decay(0.1)); }, 3),
+                   reference_adam(0.01, 0.9, 0.999, 1e-8, 0.1, true, false, false, 3, start), 1e-12);
+  check_trajectory(run_large([](TensorList p) { return optim::RMSprop(p, optim::RMSpropOptions(0.01).alpha(0.9).momentum(0.8).centered(true).weight_decay(0.1)); }, 3),
+                   reference_rmsprop(0.01, 0.9, 1e-8, 0.1, 0.8, true, 3, start), 1e-12);
+  check_trajectory(run_large([](TensorList p) { return optim::Adagrad(p, optim::AdagradOptions(0.1).lr_decay(0.5).weight_decay(0.2).initial_accumulator_value(0.3)); }, 3),
+                   reference_adagrad(0.1, 0.5, 0.2, 0.3, 1e-10, 3, start), 1e-12);
+  check_trajectory(run_large([](TensorList p) { return optim::Adadelta(p, optim::AdadeltaOptions(0.5).rho(0.8).eps(1e-4).weight_decay(0.1)); }, 3),
+                   reference_adadelta(0.5, 0.8, 1e-4, 0.1, 3, start), 1e-12);
+  set_num_threads(saved);
 }

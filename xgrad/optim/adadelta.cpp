@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::optim {
 
@@ -52,16 +53,18 @@ Tensor Adadelta::step(LossClosure closure) {
         const T one_minus_rho = static_cast<T>(1.0 - options.rho()), eps = static_cast<T>(options.eps());
         const T weight_decay = static_cast<T>(options.weight_decay());
         const bool maximize = options.maximize(), decay = weight_decay != 0;
-        const int64_t n = param.numel();
-        for (int64_t i = 0; i < n; ++i) {
-          T d = maximize ? -g[i] : g[i];
-          if (decay) d = d + weight_decay * p[i];
-          square_avg[i] = square_avg[i] * rho + one_minus_rho * d * d;
-          const T std_dev = std::sqrt(square_avg[i] + eps);
-          const T delta = std::sqrt(acc_delta[i] + eps) / std_dev * d;
-          acc_delta[i] = acc_delta[i] * rho + one_minus_rho * delta * delta;
-          p[i] = p[i] - lr * delta;
-        }
+        // Elementwise: any split over threads gives the same bits.
+        parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            T d = maximize ? -g[i] : g[i];
+            if (decay) d = d + weight_decay * p[i];
+            square_avg[i] = square_avg[i] * rho + one_minus_rho * d * d;
+            const T std_dev = std::sqrt(square_avg[i] + eps);
+            const T delta = std::sqrt(acc_delta[i] + eps) / std_dev * d;
+            acc_delta[i] = acc_delta[i] * rho + one_minus_rho * delta * delta;
+            p[i] = p[i] - lr * delta;
+          }
+        });
       });
       detail::bump_version(param);
     }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::optim {
 
@@ -51,13 +52,15 @@ Tensor Adagrad::step(LossClosure closure) {
         const T step_size = static_cast<T>(clr), eps = static_cast<T>(options.eps());
         const T weight_decay = static_cast<T>(options.weight_decay());
         const bool maximize = options.maximize(), decay = weight_decay != 0;
-        const int64_t n = param.numel();
-        for (int64_t i = 0; i < n; ++i) {
-          T d = maximize ? -g[i] : g[i];
-          if (decay) d = d + weight_decay * p[i];
-          sum[i] = sum[i] + d * d;
-          p[i] = p[i] - step_size * d / (std::sqrt(sum[i]) + eps);
-        }
+        // Elementwise: any split over threads gives the same bits.
+        parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            T d = maximize ? -g[i] : g[i];
+            if (decay) d = d + weight_decay * p[i];
+            sum[i] = sum[i] + d * d;
+            p[i] = p[i] - step_size * d / (std::sqrt(sum[i]) + eps);
+          }
+        });
       });
       detail::bump_version(param);
     }

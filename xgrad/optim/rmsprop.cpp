@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/parallel.hpp"
 
 namespace xg::optim {
 
@@ -83,8 +84,13 @@ Tensor RMSprop::step(LossClosure closure) {
         T* grad_avg = centered ? state.grad_avg.data_ptr<T>() : nullptr;
         auto kernel = centered ? (use_momentum ? rmsprop_kernel<T, true, true> : rmsprop_kernel<T, true, false>)
                                : (use_momentum ? rmsprop_kernel<T, false, true> : rmsprop_kernel<T, false, false>);
-        kernel(param.data_ptr<T>(), grad.data_ptr<T>(), state.square_avg.data_ptr<T>(), buf, grad_avg, param.numel(),
-               options);
+        T* p = param.data_ptr<T>();
+        const T* g = grad.data_ptr<T>();
+        T* square_avg = state.square_avg.data_ptr<T>();
+        // Elementwise: any split over threads gives the same bits.
+        parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+          kernel(p + lo, g + lo, square_avg + lo, buf ? buf + lo : nullptr, grad_avg ? grad_avg + lo : nullptr, hi - lo, options);
+        });
       });
       detail::bump_version(param);
     }
