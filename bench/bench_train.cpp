@@ -36,6 +36,7 @@ namespace {
 namespace F = xg::nn::functional;
 using bench::Clock;
 using bench::train::Case;
+using bench::train::make_step_worker;
 using bench::train::Worker;
 
 // ---- xgrad models -------------------------------------------------------------------------------
@@ -103,20 +104,6 @@ struct LstmClassifierImpl : xg::nn::Module {
 };
 XG_MODULE(LstmClassifier);
 
-/// A training-step worker: `step()` is one zero_grad + forward + loss + backward + optimizer step.
-template <class StepFn>
-Worker make_step_worker(const Case& c, StepFn step, std::shared_ptr<double> loss, std::string info) {
-  Worker w;
-  const int steps = c.steps_per_rep;
-  w.run_rep = [steps, step]() mutable {
-    auto t0 = Clock::now();
-    for (int s = 0; s < steps; ++s) step();
-    return bench::seconds_since(t0);
-  };
-  w.last_loss = [loss] { return *loss; };
-  w.ready_info = std::move(info);
-  return w;
-}
 
 Worker make_xgrad_worker(const Case& c) {
   xg::manual_seed(0);

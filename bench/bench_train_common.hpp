@@ -25,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -130,6 +131,22 @@ struct Worker {
   std::function<double()> last_loss;     // loss of the latest step (for the sanity line)
   std::string ready_info;                // extra "key=value" pairs for the ready line
 };
+
+/// A training-step worker for either library: a repetition is `c.steps_per_rep` calls of `step` (one
+/// zero_grad + forward + loss + backward + optimizer step), which stores its loss in *loss.
+template <class StepFn>
+Worker make_step_worker(const Case& c, StepFn step, std::shared_ptr<double> loss, std::string info) {
+  Worker w;
+  const int steps = c.steps_per_rep;
+  w.run_rep = [steps, step]() mutable {
+    auto t0 = Clock::now();
+    for (int s = 0; s < steps; ++s) step();
+    return seconds_since(t0);
+  };
+  w.last_loss = [loss] { return *loss; };
+  w.ready_info = std::move(info);
+  return w;
+}
 
 /// Runs the protocol on stdin/stdout until "quit" (or end of input). Returns the exit code.
 inline int serve(Worker& worker, const Case& c, int warmup_override) {

@@ -23,6 +23,7 @@ namespace {
 
 using bench::Clock;
 using bench::train::Case;
+using bench::train::make_step_worker;
 using bench::train::Worker;
 
 void set_initial_parameters(torch::nn::Module& model) {
@@ -120,19 +121,6 @@ std::pair<torch::Tensor, torch::Tensor> load_fashion_mnist_train(const std::stri
   return {x, y};
 }
 
-template <class StepFn>
-Worker make_step_worker(const Case& c, StepFn step, std::shared_ptr<double> loss, std::string info) {
-  Worker w;
-  const int steps = c.steps_per_rep;
-  w.run_rep = [steps, step]() mutable {
-    auto t0 = Clock::now();
-    for (int s = 0; s < steps; ++s) step();
-    return bench::seconds_since(t0);
-  };
-  w.last_loss = [loss] { return *loss; };
-  w.ready_info = std::move(info);
-  return w;
-}
 
 Worker make_torch_worker(const Case& c) {
   torch::manual_seed(0);

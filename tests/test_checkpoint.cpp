@@ -15,44 +15,17 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "test_files.hpp"
+
 using namespace xg;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory per test, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("xgrad_checkpoint_test_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  bool has_temp_files() const {
-    for (const auto& entry : fs::directory_iterator(path))
-      if (entry.path().filename().string().find(".tmp.") != std::string::npos) return true;
-    return false;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using xg::test::read_bytes;
+using xg::test::TempDir;
+using xg::test::write_bytes;
 
 /// Everything that defines a training run's state: model (with dropout and batch norm), Adam, a scheduler.
 struct Run {
@@ -135,7 +108,7 @@ nn::OrderedDict<Tensor> snapshot(const nn::Sequential& model) {
 
 TEST_CASE("a checkpoint holds model, optimizer, scheduler, caller state and generator in the documented layout",
           "[optim][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_checkpoint_test");
   const std::string path = dir.file("run.safetensors");
   Run original(1);
   original.train(5);
@@ -208,7 +181,7 @@ TEST_CASE("a checkpoint holds model, optimizer, scheduler, caller state and gene
 
 TEST_CASE("a resumed run is bit-identical to an uninterrupted one (Adam, StepLR, dropout, random batches)",
           "[optim][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_checkpoint_test");
   const std::string path = dir.file("checkpoint.safetensors");
   constexpr int kBefore = 7, kAfter = 6;
 
@@ -246,7 +219,7 @@ TEST_CASE("a resumed run is bit-identical to an uninterrupted one (Adam, StepLR,
 }
 
 TEST_CASE("a truncated, corrupt or foreign file is an xg::Error and changes nothing", "[optim][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_checkpoint_test");
   const std::string path = dir.file("checkpoint.safetensors");
   Run saved(1);
   saved.train(3);
@@ -385,7 +358,7 @@ TEST_CASE("Checkpoint::add rejects names that would collide", "[optim][checkpoin
 }
 
 TEST_CASE("a failed checkpoint write keeps the previous checkpoint", "[optim][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_checkpoint_test");
   const std::string path = dir.file("checkpoint.safetensors");
   Run small(1);
   small.train(2);
@@ -425,7 +398,7 @@ TEST_CASE("a failed checkpoint write keeps the previous checkpoint", "[optim][ch
   }
   CHECK(threw);
   CHECK(read_bytes(path) == previous);
-  CHECK_FALSE(dir.has_temp_files());
+  CHECK(dir.temp_files().empty());
   Run reload(5);
   CHECK(reload.checkpoint.load(path).epoch == 2);
   CHECK(same_state(reload.model->state_dict(), small.model->state_dict()));

@@ -14,46 +14,17 @@
 
 #include <xgrad/nn/serialize.hpp>
 
+#include "test_files.hpp"
+
 using namespace xg;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory per test, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("xgrad_serialize_test_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  /// Names of leftover temporary files (".tmp." infix) anywhere below this directory.
-  std::vector<std::string> temp_files() const {
-    std::vector<std::string> found;
-    for (const auto& entry : fs::recursive_directory_iterator(path))
-      if (entry.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(entry.path().string());
-    return found;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using xg::test::read_bytes;
+using xg::test::TempDir;
+using xg::test::write_bytes;
 
 std::string little_endian(uint64_t bits, int bytes) {
   std::string out;
@@ -132,7 +103,7 @@ struct Net : nn::Module {
 }  // namespace
 
 TEST_CASE("a state dict round-trips float32, float64 and int64 tensors, 0-D and empty ones", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   manual_seed(11);
   nn::OrderedDict<Tensor> state;
   state.insert("odd.f32", randn({5}));  // 20 bytes: the 8-byte tensors must still start aligned
@@ -179,7 +150,7 @@ TEST_CASE("a state dict round-trips float32, float64 and int64 tensors, 0-D and 
 }
 
 TEST_CASE("the file is byte-for-byte the safetensors format", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   SECTION("one F32 tensor [2] = {1, 2}") {
     nn::OrderedDict<Tensor> state;
     state.insert("t", tensor({1.0, 2.0}));
@@ -208,7 +179,7 @@ TEST_CASE("the file is byte-for-byte the safetensors format", "[nn][serialize]")
 }
 
 TEST_CASE("a file from another writer loads: any key order, field order, data order, __metadata__", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   // As PyTorch's save_file might lay it out: unpadded header, whitespace, data in a different order.
   std::string header = R"({ "b": {"data_offsets": [0, 16], "shape": [2], "dtype": "I64"},
     "__metadata__": {"format": "pt", "note": "x"},
@@ -235,7 +206,7 @@ TEST_CASE("a file from another writer loads: any key order, field order, data or
 }
 
 TEST_CASE("every kind of corrupt file is a clear error naming the file", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   nn::OrderedDict<Tensor> state;
   state.insert("w", tensor({1, 2, 3}));
   state.insert("b", tensor({5, 6}, kInt64));
@@ -338,7 +309,7 @@ TEST_CASE("every kind of corrupt file is a clear error naming the file", "[nn][s
 }
 
 TEST_CASE("writes are atomic: a failed save keeps the previous file and leaves no temporary file", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   std::string path = dir.file("model.safetensors");
   nn::OrderedDict<Tensor> previous;
   previous.insert("w", tensor({1, 2, 3}));
@@ -427,7 +398,7 @@ TEST_CASE("writes are atomic: a failed save keeps the previous file and leaves n
 }
 
 TEST_CASE("save/load a module: round trip, holders, strict on and off, unchanged on failure", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   manual_seed(5);
   auto net = std::make_shared<Net>();
   net->block->num_batches_tracked.fill_(7);
@@ -498,7 +469,7 @@ TEST_CASE("save/load a module: round trip, holders, strict on and off, unchanged
 }
 
 TEST_CASE("loading converts float dtypes to the model's; int64 buffers stay int64", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   std::string path = dir.file("f64.safetensors");
   // 0.1 is not a float: the float32 model must hold float(0.1), not some other rounding.
   nn::OrderedDict<Tensor> state;
@@ -528,7 +499,7 @@ TEST_CASE("loading converts float dtypes to the model's; int64 buffers stay int6
 }
 
 TEST_CASE("save_tensors/load_tensors hold generic checkpoint pieces", "[nn][serialize]") {
-  TempDir dir;
+  TempDir dir("xgrad_serialize_test");
   std::map<std::string, Tensor> pieces{{"state.0.exp_avg", tensor({0.5, -0.25})},
                                        {"state.0.step", scalar_tensor(10, kInt64)},
                                        {"rng.state", tensor({1, 2, 3, 4}, kInt64)},

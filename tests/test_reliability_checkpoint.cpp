@@ -20,44 +20,17 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "test_files.hpp"
+
 using namespace xg;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("xgrad_reliability_checkpoint_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<fs::path> temp_files() const {
-    std::vector<fs::path> found;
-    for (const auto& entry : fs::directory_iterator(path))
-      if (entry.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(entry.path());
-    return found;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using xg::test::read_bytes;
+using xg::test::TempDir;
+using xg::test::write_bytes;
 
 /// The raw bytes of every tensor of a state dict, in order: equal strings mean bit-identical states.
 std::string state_bytes(const nn::OrderedDict<Tensor>& state) {
@@ -172,7 +145,7 @@ std::vector<rlim_t> interruption_points(size_t size, int random_count, uint64_t 
 }  // namespace
 
 TEST_CASE("checkpoint: a write killed at any byte leaves the previous checkpoint intact and loadable", "[reliability][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_reliability_checkpoint");
   const std::string path = dir.file("checkpoint.safetensors");
   Run run(7);
   run.train_epochs(1);
@@ -203,8 +176,8 @@ TEST_CASE("checkpoint: a write killed at any byte leaves the previous checkpoint
     CHECK(fs::file_size(leftovers[0]) == length);
     Run victim(5);
     const std::string victim_before = victim.fingerprint();
-    CHECK_THROWS_AS(victim.load(leftovers[0].string()), Error);
-    CHECK_THROWS_WITH(victim.load(leftovers[0].string()), Contains(leftovers[0].string()));
+    CHECK_THROWS_AS(victim.load(leftovers[0]), Error);
+    CHECK_THROWS_WITH(victim.load(leftovers[0]), Contains(leftovers[0]));
     CHECK((victim.fingerprint() == victim_before));
     fs::remove(leftovers[0]);
   }
@@ -218,7 +191,7 @@ TEST_CASE("checkpoint: a write killed at any byte leaves the previous checkpoint
 }
 
 TEST_CASE("checkpoint: a run resumed after an interrupted save is bit-identical to an uninterrupted run", "[reliability][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_reliability_checkpoint");
   const std::string path = dir.file("checkpoint.safetensors");
   Run uninterrupted(11);
   uninterrupted.train_epochs(4);
@@ -247,7 +220,7 @@ TEST_CASE("checkpoint: a run resumed after an interrupted save is bit-identical 
 
 TEST_CASE("checkpoint: a write that fails at any length raises xg::Error, keeps the previous file, leaves no temporary file",
           "[reliability][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_reliability_checkpoint");
   const std::string path = dir.file("checkpoint.safetensors");
   Run run(3);
   run.train_epochs(1);
@@ -291,7 +264,7 @@ TEST_CASE("checkpoint: a write that fails at any length raises xg::Error, keeps 
 }
 
 TEST_CASE("checkpoint: every truncation of a checkpoint file is an xg::Error and changes nothing", "[reliability][checkpoint]") {
-  TempDir dir;
+  TempDir dir("xgrad_reliability_checkpoint");
   const std::string path = dir.file("checkpoint.safetensors");
   Run saved(1);
   saved.train_epochs(1);
@@ -333,7 +306,7 @@ TEST_CASE("checkpoint: every truncation of a checkpoint file is an xg::Error and
 TEST_CASE("checkpoint: a flipped bit anywhere in a checkpoint is detected and changes nothing", "[reliability][checkpoint]") {
   // safetensors itself has no checksum; the checkpoint's "crc32" metadata is what catches corruption
   // inside the tensor data, which the header validation cannot see.
-  TempDir dir;
+  TempDir dir("xgrad_reliability_checkpoint");
   const std::string path = dir.file("checkpoint.safetensors");
   Run saved(1);
   saved.train_epochs(1);
