@@ -3,7 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <xgrad/xgrad.hpp>
 
@@ -291,4 +294,193 @@ TEST_CASE("dtype conversion is differentiable and gradients keep each leaf's dty
   CHECK(value_at(x.grad(), 0) == Approx(3.0));
   CHECK(value_at(x.grad(), 1) == Approx(4.0));
   CHECK_THROWS_WITH(x.grad().item<float>(), Contains("one element"));
+}
+
+// ---- issue 13: hooks, in-place ops on non-leaves, double backward of piecewise-linear ops --------
+
+TEST_CASE("a leaf's hook runs once per backward on the summed gradient", "[engine][hooks]") {
+  Tensor x = tensor({1.0, -0.5}, kFloat64).requires_grad_();
+  int calls = 0;
+  x.register_hook([&](const Tensor& g) {
+    ++calls;
+    return clamp(g, -2.5, 2.5);
+  });
+  // y = 2x + 3x + x^2: partials 2, 3 and 2x, summed dy/dx = 5 + 2x = [7, 4]; clamped: [2.5, 2.5].
+  // (Clamping each partial instead would give 2 + 2.5 + 2 = 6.5 for the first element.)
+  Tensor y = (x * 2.0 + x * 3.0 + x * x).sum();
+  y.backward();
+  CHECK(calls == 1);
+  CHECK(value_at(x.grad(), 0) == Approx(2.5));
+  CHECK(value_at(x.grad(), 1) == Approx(2.5));
+  // A second pass runs the hook once more and accumulates its clamped result.
+  (x * 2.0 + x * 3.0 + x * x).sum().backward();
+  CHECK(calls == 2);
+  CHECK(value_at(x.grad(), 0) == Approx(5.0));
+
+  // A non-leaf used three times: its hook also sees the total once.
+  Tensor w = tensor({1.0, -0.5}, kFloat64).requires_grad_();
+  Tensor h = w * 1.0;
+  int h_calls = 0;
+  Tensor seen;
+  h.register_hook([&](const Tensor& g) {
+    ++h_calls;
+    seen = g.clone();
+    return clamp(g, -2.5, 2.5);
+  });
+  (h * 2.0 + h * 3.0 + h * h).sum().backward();
+  CHECK(h_calls == 1);
+  CHECK(value_at(seen, 0) == Approx(7.0));
+  CHECK(value_at(seen, 1) == Approx(4.0));
+  CHECK(value_at(w.grad(), 0) == Approx(2.5));
+}
+
+TEST_CASE("a hook returning a gradient of the wrong shape or dtype is an error naming the hook", "[engine][hooks][errors]") {
+  Tensor x = zeros({2, 3}, kFloat64).requires_grad_();
+  x.register_hook([](const Tensor& g) { return g.sum({0}); });
+  CHECK_THROWS_WITH((x * 2.0).sum().backward(), Contains("hook") && Contains("[2, 3]") && Contains("[3]"));
+  CHECK_FALSE(x.grad().defined());
+
+  Tensor a = zeros({2, 3}, kFloat64).requires_grad_();
+  Tensor h = a * 2.0;
+  h.register_hook([](const Tensor& g) { return g.sum({1}); });
+  CHECK_THROWS_WITH(h.sum().backward(), Contains("hook") && Contains("[2, 3]") && Contains("[2]"));
+
+  Tensor b = zeros({2}, kFloat64).requires_grad_();
+  b.register_hook([](const Tensor& g) { return g.to(kFloat32); });
+  CHECK_THROWS_WITH((b * 2.0).sum().backward(), Contains("hook") && Contains("float32") && Contains("float64"));
+}
+
+TEST_CASE("fill_ and zero_ on a non-leaf keep it in the graph with a zero gradient to its old value", "[engine][inplace]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor y = x * x;
+  y.fill_(3.0);
+  CHECK(y.requires_grad());
+  CHECK(value_at(y, 1) == Approx(3.0));
+  // z = sum(y x) with y constant 3: dz/dx = 3 (nothing through x^2).
+  (y * x).sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(3.0));
+  CHECK(value_at(x.grad(), 1) == Approx(3.0));
+
+  // The old history receives zeros (PyTorch's FillBackward), not "unused".
+  Tensor u = x * x;
+  u.zero_();
+  CHECK(u.requires_grad());
+  TensorList g = autograd::grad({u.sum()}, {x});
+  CHECK(value_at(g[0], 0) == 0.0);
+  CHECK(value_at(g[0], 1) == 0.0);
+
+  std::function<Tensor(const TensorList&)> f = [](const TensorList& in) {
+    Tensor t = in[0] * in[0];
+    t.fill_(3.0);
+    return t * in[0] + t;
+  };
+  CHECK(autograd::gradcheck(f, {tensor({0.5, -1.5, 2.0}, kFloat64).requires_grad_()}));
+}
+
+TEST_CASE("copy_ into a non-leaf sends the gradient to the source and zeros to the old value", "[engine][inplace]") {
+  Tensor x = tensor({1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor y = x * x;
+  y.copy_(tensor({4.0, 5.0}, kFloat64));  // a constant source: y stays in the graph
+  CHECK(y.requires_grad());
+  (y * x).sum().backward();
+  CHECK(value_at(x.grad(), 0) == Approx(4.0));
+  CHECK(value_at(x.grad(), 1) == Approx(5.0));
+
+  // Broadcast source that requires grad: d/dw = column sums of x, d/dx = w (y no longer depends on x^2).
+  std::function<Tensor(const TensorList&)> f = [](const TensorList& in) {
+    Tensor t = in[0] * in[0];
+    t.copy_(in[1]);
+    return t * in[0];
+  };
+  Tensor a = tensor({0.5, -1.0, 2.0, 1.5, 0.25, -0.75}, {2, 3}, kFloat64).requires_grad_();
+  Tensor w = tensor({1.0, -2.0, 3.0}, kFloat64).requires_grad_();
+  CHECK(autograd::gradcheck(f, {a, w}));
+  TensorList g = autograd::grad({f({a, w}).sum()}, {a, w});
+  CHECK(value_at(g[0], 3) == Approx(1.0));
+  CHECK(value_at(g[1], 0) == Approx(0.5 + 1.5));
+  CHECK(value_at(g[1], 2) == Approx(2.0 - 0.75));
+}
+
+TEST_CASE("double backward of relu, abs and leaky_relu alone gives zeros, as PyTorch", "[engine][double_backward]") {
+  using Op = std::function<Tensor(const Tensor&)>;
+  std::vector<std::pair<const char*, Op>> ops = {
+      {"relu", [](const Tensor& t) { return relu(t); }},
+      {"abs", [](const Tensor& t) { return abs(t); }},
+      {"leaky_relu", [](const Tensor& t) { return leaky_relu(t, 0.1); }},
+  };
+  for (const auto& [name, op] : ops) {
+    INFO(name);
+    Tensor x = tensor({-1.5, 0.5, 2.0}, kFloat64).requires_grad_();
+    Tensor g = autograd::grad({op(x).sum()}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+    REQUIRE(g.requires_grad());
+    Tensor gg = autograd::grad({g.sum()}, {x})[0];
+    REQUIRE(gg.defined());
+    CHECK(equal(gg, zeros({3}, kFloat64)));
+    // The first derivative itself is unchanged (relu: 0, 1, 1).
+    if (std::string(name) == "relu") CHECK(equal(g.detach(), tensor({0.0, 1.0, 1.0}, kFloat64)));
+  }
+  // With a differentiable grad_output the second derivative still reaches both.
+  Tensor x = tensor({-1.5, 0.5, 2.0}, kFloat64).requires_grad_();
+  Tensor v = tensor({2.0, 3.0, 4.0}, kFloat64).requires_grad_();
+  Tensor g = autograd::grad({relu(x)}, {x}, {v}, std::nullopt, true)[0];  // v * (x > 0)
+  TensorList gg = autograd::grad({g.sum()}, {x, v});
+  CHECK(equal(gg[0], zeros({3}, kFloat64)));
+  CHECK(equal(gg[1], tensor({0.0, 1.0, 1.0}, kFloat64)));
+  CHECK(autograd::gradgradcheck([](const TensorList& in) { return relu(in[0]); }, {x}));
+}
+
+TEST_CASE("ops whose PyTorch backward is built from the gradient alone stay constant under create_graph", "[engine][double_backward]") {
+  // PyTorch 1.13's clamp_backward is where(mask, grad, 0) and max's is a masked fill of grad: the
+  // first derivative does not require grad, so a second grad() is an error there too.
+  Tensor x = tensor({-1.5, 0.5, 2.0}, kFloat64).requires_grad_();
+  Tensor g = autograd::grad({clamp(x, -1.0, 1.0).sum()}, {x}, {}, std::nullopt, true)[0];
+  CHECK_FALSE(g.requires_grad());
+  Tensor m = autograd::grad({max(x)}, {x}, {}, std::nullopt, true)[0];
+  CHECK_FALSE(m.requires_grad());
+}
+
+namespace {
+// PyTorch's own custom-Function example: bias is an optional argument, and backward returns a
+// gradient for it even when apply() was called without it.
+struct LinearFunction : autograd::Function<LinearFunction> {
+  static Tensor forward(autograd::AutogradContext* ctx, Tensor input, Tensor weight, Tensor bias = Tensor()) {
+    ctx->save_for_backward({input, weight, bias});
+    Tensor output = input.mm(weight.t());
+    if (bias.defined()) output = output + bias.unsqueeze(0).expand_as(output);
+    return output;
+  }
+  static TensorList backward(autograd::AutogradContext* ctx, TensorList grad_outputs) {
+    TensorList saved = ctx->get_saved_variables();
+    Tensor input = saved[0], weight = saved[1], bias = saved[2];
+    Tensor grad_output = grad_outputs[0];
+    Tensor grad_input = grad_output.mm(weight);
+    Tensor grad_weight = grad_output.t().mm(input);
+    Tensor grad_bias;
+    if (bias.defined()) grad_bias = grad_output.sum({0});
+    return {grad_input, grad_weight, grad_bias};
+  }
+};
+
+struct ExtraDefinedGradient : autograd::Function<ExtraDefinedGradient> {
+  static Tensor forward(autograd::AutogradContext*, Tensor x) { return x * 2.0; }
+  static TensorList backward(autograd::AutogradContext*, TensorList g) { return {g[0] * 2.0, g[0]}; }
+};
+}  // namespace
+
+TEST_CASE("a custom Function may return undefined gradients for omitted optional arguments", "[engine][function]") {
+  Tensor x = tensor({1.0, 2.0, 3.0, 4.0}, {2, 2}, kFloat64).requires_grad_();
+  Tensor w = tensor({0.5, -1.0, 2.0, 0.25, 1.0, -0.5}, {3, 2}, kFloat64).requires_grad_();
+  Tensor y = LinearFunction::apply(x, w);
+  y.sum().backward();
+  // d sum(x w^T)/dx[i][k] = sum_j w[j][k]; /dw[j][k] = sum_i x[i][k].
+  CHECK(value_at(x.grad(), 0) == Approx(0.5 + 2.0 + 1.0));
+  CHECK(value_at(x.grad(), 1) == Approx(-1.0 + 0.25 - 0.5));
+  CHECK(value_at(w.grad(), 0) == Approx(1.0 + 3.0));
+  CHECK(value_at(w.grad(), 5) == Approx(2.0 + 4.0));
+  Tensor b = tensor({1.0, 2.0, 3.0}, kFloat64).requires_grad_();
+  CHECK(autograd::gradcheck([](const TensorList& in) { return LinearFunction::apply(in[0], in[1], in[2]); }, {x, w, b}));
+
+  // More defined gradients than inputs stays an error.
+  Tensor z = tensor({1.0}, kFloat64).requires_grad_();
+  CHECK_THROWS_WITH(ExtraDefinedGradient::apply(z).sum().backward(), Contains("returned 2 gradients"));
 }

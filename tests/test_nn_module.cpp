@@ -137,3 +137,17 @@ TEST_CASE("ModuleList and ModuleDict register their entries", "[nn][module]") {
   CHECK(dict->named_parameters().contains("encoder.bias"));
   CHECK_THROWS_WITH((*dict)["decoder"], Contains("decoder"));
 }
+
+TEST_CASE("modules() on a module on the stack is an error saying to use make_shared", "[nn][module][errors]") {
+  AffineImpl on_stack(2, 3);
+  CHECK_THROWS_AS(on_stack.modules(), xg::Error);
+  CHECK_THROWS_WITH(on_stack.modules(), Contains("modules") && Contains("make_shared") && Contains("include_self"));
+  CHECK_THROWS_WITH(on_stack.named_modules(), Contains("named_modules") && Contains("make_shared"));
+  // Without itself the walk needs no shared_ptr of the root.
+  Net net;
+  CHECK(net.modules(/*include_self=*/false).size() == 5);  // features, its three entries, head
+  // A module owned by a shared_ptr lists itself first.
+  auto owned = std::make_shared<AffineImpl>(2, 3);
+  REQUIRE(owned->modules().size() == 1);
+  CHECK(owned->modules()[0].get() == owned.get());
+}

@@ -390,3 +390,26 @@ TEST_CASE("pooling split over threads matches the naive loops, forward and backw
   check_close(leaf.grad(), grad);
   set_num_threads(saved);
 }
+
+TEST_CASE("double backward of pooling alone gives zeros that require grad, as PyTorch", "[nn][pooling][double_backward]") {
+  manual_seed(25);
+  using Pool = std::function<Tensor(const Tensor&)>;
+  std::vector<std::pair<const char*, Pool>> pools = {
+      {"max_pool2d", [](const Tensor& t) { return F::max_pool2d(t, 2); }},
+      {"max_pool1d", [](const Tensor& t) { return F::max_pool1d(t.flatten(2), 2); }},
+      {"avg_pool2d", [](const Tensor& t) { return F::avg_pool2d(t, 2); }},
+      {"adaptive_avg_pool2d", [](const Tensor& t) { return F::adaptive_avg_pool2d(t, {1, 1}); }},
+  };
+  for (const auto& [name, pool] : pools) {
+    INFO(name);
+    Tensor x = distinct({1, 2, 4, 4}).requires_grad_();
+    Tensor g = autograd::grad({pool(x).sum()}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
+    REQUIRE(g.requires_grad());
+    // The first derivative is unchanged: the window weights sum to the number of outputs.
+    const double outputs = static_cast<double>(pool(x.detach()).numel());
+    CHECK(g.sum().item<double>() == Approx(outputs));
+    Tensor gg = autograd::grad({g.sum()}, {x})[0];
+    REQUIRE(gg.defined());
+    CHECK(equal(gg, zeros({1, 2, 4, 4}, kFloat64)));
+  }
+}
