@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "xgrad/autograd/engine.hpp"
 #include "xgrad/autograd/gradcheck.hpp"
 #include "xgrad/autograd/ops.hpp"
 #include "xgrad/autograd/parallel.hpp"
