@@ -15,6 +15,7 @@
 /// forward runs with recording off; backward gets one gradient per output and returns one per
 /// forward argument (undefined for non-tensor arguments). A backward written with xgrad ops is
 /// itself recorded under create_graph, so gradgradcheck works on custom ops too.
+#include <algorithm>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -79,6 +80,11 @@ class CustomFunctionNode final : public Node {
     for (size_t i = 0; i < grad_outputs.size(); ++i)
       if (!grad_outputs[i].defined()) grad_outputs[i] = zeros(output_shapes[i], output_dtypes[i]);
     TensorList grads = T::backward(&ctx, std::move(grad_outputs));
+    // Undefined gradients past the forward's arguments are dropped, as libtorch does: backward may
+    // return one for an optional argument the call left out (PyTorch's LinearFunction example).
+    if (grads.size() > argument_count &&
+        std::none_of(grads.begin() + argument_count, grads.end(), [](const Tensor& g) { return g.defined(); }))
+      grads.resize(argument_count);
     // backward returns one gradient per forward argument; keep the tensor arguments' ones.
     TensorList result;
     if (grads.size() == tensor_argument_positions.size()) return grads;
