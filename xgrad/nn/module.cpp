@@ -101,13 +101,27 @@ std::vector<std::shared_ptr<Module>> Module::children() const { return children_
 
 OrderedDict<std::shared_ptr<Module>> Module::named_children() const { return children_; }
 
-std::vector<std::shared_ptr<Module>> Module::modules(bool include_self) { return named_modules("", include_self).values(); }
+std::shared_ptr<Module> Module::shared_self(const char* op) {
+  std::shared_ptr<Module> self = weak_from_this().lock();
+  // shared_from_this would throw a bare std::bad_weak_ptr; say what to do instead (as libtorch does).
+  XG_CHECK(self != nullptr,
+           "{}: this {} module is not owned by a std::shared_ptr (it was created on the stack or as a plain "
+           "member), so it cannot list itself; create it with std::make_shared<...>(...) or through its "
+           "ModuleHolder (as nn::Linear(...) does), or pass include_self=false",
+           op, name());
+  return self;
+}
+
+std::vector<std::shared_ptr<Module>> Module::modules(bool include_self) {
+  if (include_self) shared_self("modules");
+  return named_modules("", include_self).values();
+}
 
 OrderedDict<std::shared_ptr<Module>> Module::named_modules(const std::string& prefix, bool include_self) {
   OrderedDict<std::shared_ptr<Module>> out;
   // Iterative depth-first walk (a deep Sequential must not recurse).
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> stack;
-  if (include_self) out.insert(prefix, shared_from_this());
+  if (include_self) out.insert(prefix, shared_self("named_modules"));
   for (auto it = children_.items().rbegin(); it != children_.items().rend(); ++it)
     stack.emplace_back(prefix.empty() ? it->first : prefix + "." + it->first, it->second);
   while (!stack.empty()) {

@@ -123,6 +123,8 @@ class Module : public std::enable_shared_from_this<Module> {
 
  private:
   void register_child(const std::string& name, std::shared_ptr<Module> module);
+  /// This module's shared_ptr; xg::Error naming `op` when it is not owned by one.
+  std::shared_ptr<Module> shared_self(const char* op);
   void replace_child(const std::string& name, std::shared_ptr<Module> module);
   void collect_named(OrderedDict<Tensor>& out, const std::string& prefix, bool parameters, bool recurse) const;
 
