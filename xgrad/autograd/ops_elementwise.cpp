@@ -645,6 +645,17 @@ void commit_inplace(const char* op, Tensor& self, const Tensor& result) {
   }
 }
 
+/// Overwrites self with `value` (self's shape and dtype) and records it: the gradient goes to value
+/// and self's old history gets zeros (PyTorch's FillBackward / CopyBackwards). A non-leaf that
+/// requires grad so stays in the graph, instead of dropping out and failing a later backward.
+void commit_overwrite(const char* op, const char* node_name, Tensor& self, const Tensor& value) {
+  Tensor result(detail::make_impl(value.impl()->storage, false));
+  record(node_name, {self, value}, result, {}, [](const BackwardContext& ctx, const Tensor& grad) {
+    return TensorList{ctx.needs_grad(0) ? zeros_like(grad) : Tensor(), ctx.needs_grad(1) ? grad : Tensor()};
+  });
+  commit_inplace(op, self, result);
+}
+
 /// self = f(self, other) in place, other broadcast to self's shape.
 template <class F>
 void inplace_binary(const char* op, Tensor& self, const Tensor& other, F f) {
@@ -728,18 +739,15 @@ Tensor& Tensor::mul_(double other) {
 }
 
 Tensor& Tensor::div_(double other) {
-  XG_CHECK(defined() && is_floating_point(), "div_: expected a floating-point tensor");
+  check_inplace("div_", *this);
+  XG_CHECK(is_floating_point(), "div_: expected a floating-point tensor, got {}", dtype());
   return mul_(1.0 / other);
 }
 
 Tensor& Tensor::fill_(double value) {
   check_inplace("fill_", *this);
-  inplace_scalar(*this, [value](auto) { return value; });
-  // The new values do not depend on the old ones: the tensor leaves the graph.
-  if (!is_leaf() && autograd::GradMode::is_enabled()) {
-    impl_->grad_fn.reset();
-    impl_->requires_grad = false;
-  }
+  if (should_record({this})) commit_overwrite("fill_", "FillBackward", *this, full_like(*this, value));
+  else inplace_scalar(*this, [value](auto) { return value; });
   return *this;
 }
 
@@ -752,16 +760,9 @@ Tensor& Tensor::copy_(const Tensor& src) {
            "copy_: the source of shape {} does not broadcast to the destination's shape {}", shape_string(src.shape()),
            shape_string(shape()));
   Tensor converted = to_dtype(src, dtype());
-  Tensor result = converted.shape() == shape() ? (converted.is_same(src) ? src.clone() : converted) : xg::expand(converted, shape());
-  if (should_record({&src})) {
-    commit_inplace("copy_", *this, result);
-  } else {
-    commit_inplace("copy_", *this, result.detach());
-    if (!is_leaf() && autograd::GradMode::is_enabled()) {
-      impl_->grad_fn.reset();
-      impl_->requires_grad = false;
-    }
-  }
+  Tensor value = converted.has_shape(shape()) ? converted : xg::expand(converted, shape());
+  if (should_record({this, &value})) commit_overwrite("copy_", "CopyBackwards", *this, value);
+  else commit_inplace("copy_", *this, value.detach());
   return *this;
 }
 
