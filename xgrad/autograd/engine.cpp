@@ -279,12 +279,49 @@ void accumulate_into(Tensor& slot, const Tensor& grad) {
   else slot = add(slot, grad);
 }
 
+/// Runs one gradient hook. A replacement must keep the tensor's shape and dtype (PyTorch: "hook 'hook'
+/// has changed the size of value"): otherwise a leaf's .grad() would get the wrong shape, or a later
+/// op would fail far from the hook, naming sum_to or matmul.
+Tensor run_hook(const TensorHook& hook, const Tensor& grad) {
+  Tensor replaced = hook(grad);
+  if (!replaced.defined()) return grad;
+  XG_CHECK(replaced.has_shape(grad.shape()) && replaced.dtype() == grad.dtype(),
+           "hook: a gradient hook on a tensor of shape {} ({}) returned a gradient of shape {} ({}); a hook must "
+           "return a gradient of the tensor's shape and dtype, or an undefined Tensor to keep the gradient",
+           shape_string(grad.shape()), grad.dtype(), shape_string(replaced.shape()), replaced.dtype());
+  return replaced;
+}
+
 Tensor apply_hooks(const std::vector<std::pair<unsigned, TensorHook>>& hooks, Tensor grad) {
-  for (const auto& [id, hook] : hooks) {
-    Tensor replaced = hook(grad);
-    if (replaced.defined()) grad = replaced;
-  }
+  for (const auto& [id, hook] : hooks) grad = run_hook(hook, grad);
   return grad;
+}
+
+/// The gradient a piecewise-linear op's backward returned under create_graph (see
+/// Node::piecewise_linear), linked to that op's input with a zero derivative; its own history, if it
+/// has one (a differentiable grad_output), is kept.
+class ZeroDerivativeLink final : public Node {
+ public:
+  ZeroDerivativeLink(std::string name, const Tensor& grad, const Edge& input, const InputMeta& meta)
+      : name_(std::move(name)) {
+    set_inputs(&grad, 1);
+    next_edges_.push_back(input);
+    input_meta_.push_back(meta);
+  }
+  TensorList apply(TensorList&& grad_outputs) override {
+    const InputMeta& input = input_meta_[1];
+    return {std::move(grad_outputs[0]), zeros(input.shape(), input.dtype)};
+  }
+  std::string name() const override { return name_; }
+
+ private:
+  std::string name_;
+};
+
+Tensor link_zero_derivative(const Node& node, const Tensor& grad, const Edge& input, const InputMeta& meta) {
+  auto impl = detail::make_impl(grad.impl()->storage, true);  // the same values, a new place in the graph
+  impl->grad_fn = std::make_shared<ZeroDerivativeLink>(node.name() + "Backward", grad, input, meta);
+  return Tensor(std::move(impl));
 }
 
 std::atomic<uint64_t> next_task_id{1};
@@ -349,6 +386,9 @@ class GraphTask {
       ready_.pop();
       execute(node);
     }
+
+    // 4. Leaves with hooks got all their gradient of this pass: hooks run once, on the sum.
+    for (auto& [leaf, grad] : hooked_leaves_) accumulate_leaf(*leaf, std::move(grad));
   }
 
  private:
@@ -400,6 +440,14 @@ class GraphTask {
         return;
       }
       if (!capture_nodes_.empty() || !capture_leaves_.empty()) return;  // grad(): never touch .grad()
+      if (!edge.leaf->hooks.empty()) {
+        // As PyTorch's AccumulateGrad: a leaf's hooks see the summed gradient of the pass, once, so
+        // the partials are summed here first (a leaf without hooks accumulates straight away).
+        auto [slot, added] = hooked_leaf_slots_.try_emplace(edge.leaf.get(), hooked_leaves_.size());
+        if (added) hooked_leaves_.emplace_back(edge.leaf, Tensor());
+        accumulate_into(hooked_leaves_[slot->second].second, grad);
+        return;
+      }
       accumulate_leaf(*edge.leaf, std::move(grad));
       return;
     }
@@ -448,10 +496,9 @@ class GraphTask {
     TensorList grads = std::move(node->scratch.buffer);
     node->scratch.buffer.clear();
     grads.resize(node->num_outputs());
+    // The buffer holds the total gradient of each output: non-leaf hooks run once on it.
     for (const auto& [id, output_nr, hook] : node->pre_hooks()) {
-      if (!grads[output_nr].defined()) continue;
-      Tensor replaced = hook(grads[output_nr]);
-      if (replaced.defined()) grads[output_nr] = replaced;
+      if (grads[output_nr].defined()) grads[output_nr] = run_hook(hook, grads[output_nr]);
     }
     for (const auto& [output_nr, weak] : node->retained) {
       if (auto impl = weak.lock(); impl && grads[output_nr].defined()) {
@@ -509,6 +556,7 @@ class GraphTask {
                  node->name(), i, shape_string(meta.shape()), node->forward_description());
       }
       if (edges[i].node && !is_needed(edges[i].node.get())) continue;
+      if (create_graph_ && node->piecewise_linear) g = link_zero_derivative(*node, g, edges[i], meta);
       deliver(edges[i], std::move(g), node);
     }
   }
@@ -523,6 +571,8 @@ class GraphTask {
   std::unordered_map<Node*, std::vector<std::pair<uint32_t, size_t>>> capture_nodes_;
   std::unordered_map<TensorImpl*, std::vector<size_t>> capture_leaves_;
   TensorList captures_;
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, Tensor>> hooked_leaves_;  // in first-arrival order
+  std::unordered_map<TensorImpl*, size_t> hooked_leaf_slots_;
 };
 
 std::vector<RootEdge> make_roots(const TensorList& outputs, const TensorList& grad_outputs, const char* caller) {

@@ -92,6 +92,12 @@ class Node : public std::enable_shared_from_this<Node> {
   const std::vector<std::tuple<unsigned, uint32_t, TensorHook>>& pre_hooks() const { return pre_hooks_; }
   /// Weak references to non-leaf tensors that asked retain_grad(), per output.
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained;
+  /// Set by ops that are piecewise linear in their input (relu, abs, leaky_relu, max and average
+  /// pooling): their backward's derivative w.r.t. the input is zero. PyTorch's formulas for them take
+  /// the input (threshold_backward(grad, result), avg_pool2d_backward(grad, self), ...), so under
+  /// create_graph their gradient requires grad and a second grad() gives zeros; the engine links each
+  /// input gradient to the input through that zero (see engine.cpp) instead of every op doing it.
+  bool piecewise_linear = false;
 
   /// Shapes of the forward inputs, for error messages ("recorded by mul on [2, 3] and [3]").
   std::string forward_description() const;
@@ -120,6 +126,11 @@ class Node : public std::enable_shared_from_this<Node> {
   std::vector<std::tuple<unsigned, uint32_t, TensorHook>> pre_hooks_;
   unsigned next_hook_id_ = 0;
 };
+
+/// Marks the node that recorded `output` as piecewise linear (Node::piecewise_linear).
+inline void mark_piecewise_linear(const Tensor& output) {
+  if (output.grad_fn()) output.grad_fn()->piecewise_linear = true;
+}
 
 /// What a backward function of a built-in op can see.
 class BackwardContext {

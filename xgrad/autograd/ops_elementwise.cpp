@@ -360,6 +360,7 @@ Tensor abs(const Tensor& x) {
       sign = sub(sign, mask_of(ctx.saved(0), [](auto v) { return v < 0; }));
       return TensorList{mul(gy, sign)};
     });
+    autograd::mark_piecewise_linear(out);  // PyTorch: grad * self.sgn(), sgn's derivative is zero
   }
   return finish("abs", out);
 }
@@ -452,6 +453,7 @@ Tensor relu(const Tensor& x) {
   if (should_record({&x})) {
     record("ReluBackward", {x}, out, {out},
            [](const BackwardContext& ctx, const Tensor& gy) { return TensorList{relu_backward(gy, ctx.saved(0))}; });
+    autograd::mark_piecewise_linear(out);  // double backward: zeros, as PyTorch's threshold_backward
   }
   return finish("relu", out);
 }
@@ -465,6 +467,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
       Tensor slope = scalar_map(ctx.saved(0), [negative_slope](auto v) { return v > 0 ? 1.0 : negative_slope; });
       return TensorList{mul(gy, slope)};
     });
+    autograd::mark_piecewise_linear(out);
   }
   return finish("leaky_relu", out);
 }

@@ -272,6 +272,7 @@ std::tuple<Tensor, Tensor> max_pool(const char* op, const Tensor& input, const E
   if (should_record({&input})) {
     record(D == 1 ? "MaxPool1DWithIndicesBackward" : "MaxPool2DWithIndicesBackward", {input}, values, {indices},
            [g](const BackwardContext& ctx, const Tensor& grad) { return TensorList{max_pool_scatter(grad, ctx.saved(0), g)}; });
+    autograd::mark_piecewise_linear(values);  // double backward: zeros that require grad, as PyTorch
   }
   autograd::check_forward_anomaly(op, values);
   return {values, indices};
@@ -320,6 +321,7 @@ Tensor window_average(const Tensor& input, const WindowGeometryPtr& g) {
   });
   if (should_record({&input})) {
     record("AvgPool2DBackward", {input}, out, {}, [g](const BackwardContext&, const Tensor& grad) { return TensorList{window_sum_adjoint(grad, g)}; });
+    autograd::mark_piecewise_linear(out);  // PyTorch's avg_pool2d_backward(grad, self): zero self-derivative
   }
   autograd::check_forward_anomaly("avg_pool2d", out);
   return out;
