@@ -484,3 +484,25 @@ TEST_CASE("a custom Function may return undefined gradients for omitted optional
   Tensor z = tensor({1.0}, kFloat64).requires_grad_();
   CHECK_THROWS_WITH(ExtraDefinedGradient::apply(z).sum().backward(), Contains("returned 2 gradients"));
 }
+
+TEST_CASE("every in-place op on a non-leaf keeps the graph correct (gradcheck)", "[engine][inplace]") {
+  std::function<Tensor(const TensorList&)> f = [](const TensorList& in) {
+    Tensor t = in[0] * 1.0;
+    t.mul_(in[1]);
+    t.add_(in[0], 2.0);
+    t.div_(in[1] + 3.0);
+    t.sub_(in[1]);
+    t.mul_(2.0);
+    t.div_(4.0);
+    t.add_(1.0);
+    return t;
+  };
+  Tensor a = tensor({0.5, -1.0, 2.0}, kFloat64).requires_grad_();
+  Tensor b = tensor({1.5, 0.25, -0.5}, kFloat64).requires_grad_();
+  CHECK(autograd::gradcheck(f, {a, b}));
+  // t = ((a b + 2a) / (b + 3) - b) / 2 + 1: dt/da = (b + 2) / (2 (b + 3)).
+  TensorList g = autograd::grad({f({a, b}).sum()}, {a});
+  CHECK(value_at(g[0], 0) == Approx(3.5 / 9.0));
+  // The in-place rule is reported under the op that was called.
+  CHECK_THROWS_WITH(a.div_(2.0), Contains("div_") && Contains("leaf"));
+}
