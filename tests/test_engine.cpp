@@ -506,3 +506,23 @@ TEST_CASE("every in-place op on a non-leaf keeps the graph correct (gradcheck)",
   // The in-place rule is reported under the op that was called.
   CHECK_THROWS_WITH(a.div_(2.0), Contains("div_") && Contains("leaf"));
 }
+
+TEST_CASE("a clamping hook on an LSTM's recurrent weight runs once and bounds the gradient", "[engine][hooks]") {
+  manual_seed(13);
+  nn::LSTM lstm(nn::LSTMOptions(3, 4));
+  Tensor input = randn({5, 2, 3});  // 5 steps: weight_hh_l0 is used at every step
+  Tensor w = lstm->named_parameters()["weight_hh_l0"];
+  std::get<0>(lstm->forward(input)).pow(2.0).sum().backward();
+  Tensor reference = clamp(w.grad(), -0.01, 0.01);  // PyTorch: the hook sees the summed gradient
+  REQUIRE(w.grad().abs().max().item<double>() > 0.02);  // the clamp matters
+  w.set_grad(Tensor());
+  int calls = 0;
+  w.register_hook([&](const Tensor& g) {
+    ++calls;
+    return clamp(g, -0.01, 0.01);
+  });
+  std::get<0>(lstm->forward(input)).pow(2.0).sum().backward();
+  CHECK(calls == 1);
+  CHECK(w.grad().abs().max().item<double>() <= 0.01 + 1e-7);
+  CHECK(allclose(w.grad(), reference));
+}
