@@ -214,6 +214,7 @@ Tensor tensor(std::initializer_list<double> values, TensorOptions options) {
 }
 
 Tensor scalar_tensor(double value, TensorOptions options) {
+  detail::check_scalar_fits("scalar_tensor", options.dtype_, value);
   return make_filled("scalar_tensor", {}, options, [&](auto& a) { *a.data() = static_cast<typename std::decay_t<decltype(a)>::value_type>(value); });
 }
 
@@ -222,6 +223,7 @@ Tensor empty(const Shape& shape, TensorOptions options) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions options) {
+  detail::check_scalar_fits("full", options.dtype_, value);  // a fractional value truncates, as PyTorch's full
   return make_filled("full", shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
     std::fill(a.begin(), a.end(), static_cast<T>(value));
