@@ -499,6 +499,11 @@ TEST_CASE("issue 13: nll_loss with every target ignored is NaN with gradient 0; 
     CHECK(empty_in.grad().shape() == Shape{0, 3});
   }
   CHECK(F::mse_loss(empty_in, zeros({0, 3}, kFloat64), F::MSELossFuncOptions().reduction("sum")).item<double>() == 0);
+  // kl_div "batchmean" divides the sum by N: 0 / 0 = NaN for an empty batch, as PyTorch.
+  Tensor kl = F::kl_div(empty_in, zeros({0, 3}, kFloat64), F::KLDivFuncOptions().reduction("batchmean"));
+  CHECK(std::isnan(kl.item<double>()));
+  kl.backward();
+  CHECK(empty_in.grad().shape() == Shape{0, 3});
 }
 
 TEST_CASE("issue 13: NaN propagates through relu, maximum/minimum and elu with PyTorch's gradients", "[numerics][issue13]") {

@@ -39,7 +39,9 @@ Tensor reduce(const Tensor& loss, Reduction reduction) {
     case Reduction::Sum: return sum(loss);
     case Reduction::Mean: return loss.numel() == 0 ? undefined_mean(sum(loss)) : mean(loss);
     case Reduction::BatchMean:
-      return loss.dim() == 0 ? loss : div(sum(loss), static_cast<double>(std::max<int64_t>(loss.size(0), 1)));
+      if (loss.dim() == 0) return loss;
+      // A batch of 0: sum / 0 = NaN in PyTorch (dividing by max(N, 1) gave 0).
+      return loss.size(0) == 0 ? undefined_mean(sum(loss)) : div(sum(loss), static_cast<double>(loss.size(0)));
   }
   return loss;
 }
