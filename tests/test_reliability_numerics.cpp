@@ -518,6 +518,9 @@ TEST_CASE("issue 13: NaN propagates through relu, maximum/minimum and elu with P
   check_same(grad_of([](const Tensor& t) { return clamp(t, -1.0, 1.0); }, {kNaN, 5, 0.5}, {3}), {0, 0, 1}, "clamp grad");
   // elu(NaN) = NaN; its backward takes the x > 0 branch unless x <= 0, so NaN passes the gradient.
   check_same(grad_of([](const Tensor& t) { return elu(t); }, {kNaN, 2}, {2}), {1, 1}, "elu grad");
+  Tensor e = tensor({-1.5, 0.5, -0.2, 2.0, 0.7, -3.0}, {2, 3}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return elu(transpose(t[0], 0, 1), 1.5); }, {e}));
+  CHECK(gradgradcheck_of([](const TensorList& t) { return elu(t[0], 1.5); }, {e}));
   // maximum/minimum: a NaN in either operand wins; PyTorch's backward zeroes an operand only where it
   // strictly loses (so at a NaN both get the gradient) and halves it at a tie.
   const std::vector<double> a = {kNaN, 1, 2, 5}, b = {0, kNaN, 2, 1};
