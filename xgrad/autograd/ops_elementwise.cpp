@@ -189,7 +189,11 @@ Tensor add(const Tensor& a, double b) {
   return finish("add", out);
 }
 
-Tensor sub(const Tensor& a, double b) { return add(a, -b); }
+Tensor sub(const Tensor& a, double b) {
+  detail::check_defined("sub", a);
+  detail::check_scalar_operand("sub", a.dtype(), b);  // named as sub, not as the add it becomes
+  return add(a, -b);
+}
 
 Tensor mul(const Tensor& a, double b) {
   detail::check_defined("mul", a);
@@ -778,7 +782,11 @@ Tensor& Tensor::add_(double other) {
   return *this;
 }
 
-Tensor& Tensor::sub_(double other) { return add_(-other); }
+Tensor& Tensor::sub_(double other) {
+  check_inplace("sub_", *this);
+  detail::check_scalar_operand("sub_", dtype(), other);
+  return add_(-other);
+}
 
 Tensor& Tensor::mul_(double other) {
   check_inplace("mul_", *this);
