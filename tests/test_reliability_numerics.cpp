@@ -416,6 +416,13 @@ TEST_CASE("issue 13: a non-integral scalar with an int64 tensor is an error unti
   check_same(doubles_of(clamp(a, -INFINITY, 2.0)), {0, 1, 2, 2, 2, 2}, "clamp(arange(6), -inf, 2)");
   check_same(doubles_of(full({2}, 2.5, kInt64)), {2, 2}, "full(2.5, int64)");
   check_same(doubles_of(a.clone().fill_(-1.5)), {-1, -1, -1, -1, -1, -1}, "fill_(-1.5)");
+  CHECK_THROWS_WITH(tensor({1.0, kNaN}, kInt64), Contains("tensor") && Contains("int64"));
+  // Converting NaN, infinities or out-of-range floats to int64 was an undefined cast: now INT64_MIN, as
+  // PyTorch's CPU conversion gives on x86; in-range values truncate toward zero.
+  const double lowest = static_cast<double>(std::numeric_limits<int64_t>::min());
+  check_same(doubles_of(tensor({kNaN, INFINITY, -INFINITY, 1e30, 2.7, -2.7}, kFloat64).to(kInt64)),
+             {lowest, lowest, lowest, lowest, 2, -2}, "float64 -> int64");
+  check_same(doubles_of(tensor({kNaN, 3.5}, kFloat32).to(kInt64)), {lowest, 3}, "float32 -> int64");
   // Float tensors take any scalar.
   check_same(doubles_of(arange(3, kFloat64) * 0.5), {0, 0.5, 1}, "float arange * 0.5");
 }

@@ -621,7 +621,14 @@ Tensor to_dtype(const Tensor& x, Dtype target) {
       using To = decltype(to);
       const Array<From>& in = x.array<From>();
       Array<To> result(in.shape());
-      std::transform(in.begin(), in.end(), result.begin(), [](From v) { return static_cast<To>(v); });
+      std::transform(in.begin(), in.end(), result.begin(), [](From v) {
+        if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+          // NaN, +-inf and out-of-range values have no int64 value; the C++ cast would be undefined.
+          // They become INT64_MIN, the value PyTorch's CPU conversion yields on x86.
+          if (!(v >= From(-9223372036854775808.0) && v < From(9223372036854775808.0))) return std::numeric_limits<To>::min();
+        }
+        return static_cast<To>(v);
+      });
       return detail::make_tensor(std::move(result));
     });
   });

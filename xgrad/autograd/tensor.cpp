@@ -206,6 +206,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptio
   Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
   XG_CHECK(detail::shape_numel(s) == static_cast<int64_t>(values.size()),
            "tensor: {} values cannot fill shape {} ({} elements)", values.size(), shape_string(s), detail::shape_numel(s));
+  for (double v : values) detail::check_scalar_fits("tensor", options.dtype_, v);  // no undefined casts to int64
   return make_filled("tensor", s, options, [&](auto& a) { std::copy(values.begin(), values.end(), a.begin()); });
 }
 
