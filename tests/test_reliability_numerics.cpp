@@ -350,3 +350,257 @@ TEST_CASE("anomaly mode: reductions and matrix products that overflow are named 
       {"conv2d", [&] { return nn::functional::conv2d(big_matrix.reshape({1, 1, 2, 2}), big_matrix.reshape({1, 1, 2, 2})); }},
   });
 }
+
+// ---- issue 13: PyTorch 1.13's conventions at the edges (ties, zeros, NaN, int scalars, empty batches) ----
+// Expected values are worked out by hand from the formulas in the comments; gradients are exact here.
+namespace {
+
+/// The gradient of sum(f(x)) with respect to a float64 leaf holding `values`.
+std::vector<double> grad_of(const std::function<Tensor(const Tensor&)>& f, const std::vector<double>& values, const Shape& shape) {
+  Tensor x = tensor(values, shape, kFloat64).requires_grad_();
+  sum(f(x)).backward();
+  Tensor g = x.grad();
+  return std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
+}
+
+std::vector<double> doubles_of(const Tensor& t) {
+  Tensor d = t.to(kFloat64);
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+/// Elementwise equality where NaN equals NaN.
+void check_same(const std::vector<double>& got, const std::vector<double>& expected, const std::string& what) {
+  INFO(what << ": got " << fmt::format("{}", got) << ", expected " << fmt::format("{}", expected));
+  REQUIRE(got.size() == expected.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(((std::isnan(got[i]) && std::isnan(expected[i])) || got[i] == Approx(expected[i]).margin(1e-15)));
+}
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+/// float64 central-difference checks of a single-output function (first and second derivatives).
+bool gradcheck_of(const std::function<Tensor(const TensorList&)>& f, const TensorList& inputs) { return autograd::gradcheck(f, inputs); }
+bool gradgradcheck_of(const std::function<Tensor(const TensorList&)>& f, const TensorList& inputs) { return autograd::gradgradcheck(f, inputs); }
+
+}  // namespace
+
+TEST_CASE("issue 13: a non-integral scalar with an int64 tensor is an error until type promotion, not a truncation", "[numerics][issue13]") {
+  Tensor a = arange(6);
+  // PyTorch promotes these to float; xgrad used to truncate the scalar (arange(6) * 0.5 gave zeros).
+  CHECK_THROWS_WITH(a * 0.5, Contains("mul") && Contains("0.5") && Contains("int64") && Contains("type promotion"));
+  CHECK_THROWS_WITH(a + 0.7, Contains("add") && Contains("0.7") && Contains("int64"));
+  CHECK_THROWS_WITH(a - 0.5, Contains("sub") && Contains("int64"));
+  CHECK_THROWS_WITH(a.clone().sub_(0.5), Contains("sub_") && Contains("0.5"));
+  CHECK_THROWS_WITH(2.5 - a, Contains("rsub") && Contains("2.5"));
+  CHECK_THROWS_WITH(add(a, a, 0.5), Contains("add") && Contains("0.5"));
+  CHECK_THROWS_WITH(sub(a, a, 1.5), Contains("sub") && Contains("1.5"));
+  CHECK_THROWS_WITH(clamp(a, 0.5), Contains("clamp") && Contains("0.5"));
+  CHECK_THROWS_WITH(clamp(a, std::nullopt, 2.5), Contains("clamp") && Contains("2.5"));
+  CHECK_THROWS_WITH(a.clone().add_(0.5), Contains("add_") && Contains("0.5"));
+  CHECK_THROWS_WITH(a.clone().mul_(0.5), Contains("mul_") && Contains("0.5"));
+  CHECK_THROWS_WITH(a.clone().add_(a, 0.5), Contains("add_") && Contains("0.5"));
+  // True division of int tensors would promote too.
+  CHECK_THROWS_WITH(a / 2.0, Contains("div") && Contains("int64"));
+  CHECK_THROWS_WITH(div(a, a), Contains("div") && Contains("int64"));
+  CHECK_THROWS_WITH(2.0 / a, Contains("rdiv") && Contains("int64"));
+  CHECK_THROWS(a.clone().div_(2.0));
+  // NaN, infinities and out-of-range values have no int64 value at all (the C++ cast is undefined).
+  CHECK_THROWS_WITH(a * kNaN, Contains("mul") && Contains("overflow"));
+  CHECK_THROWS_WITH(a.clone().fill_(1e30), Contains("fill_") && Contains("overflow"));
+  CHECK_THROWS_WITH(a.clone().fill_(kNaN), Contains("fill_"));
+  CHECK_THROWS_WITH(full({2}, INFINITY, kInt64), Contains("full"));
+  CHECK_THROWS_WITH(masked_fill(a, gt(a, 2.0), 1e19), Contains("masked_fill"));
+  // Integral scalars stay exact; fill_, full and masked_fill truncate a fraction as PyTorch's do.
+  check_same(doubles_of(a * 2.0), {0, 2, 4, 6, 8, 10}, "arange(6) * 2");
+  check_same(doubles_of(a + 3.0), {3, 4, 5, 6, 7, 8}, "arange(6) + 3");
+  check_same(doubles_of(clamp(a, 1.0, 3.0)), {1, 1, 2, 3, 3, 3}, "clamp(arange(6), 1, 3)");
+  check_same(doubles_of(clamp(a, -INFINITY, 2.0)), {0, 1, 2, 2, 2, 2}, "clamp(arange(6), -inf, 2)");
+  check_same(doubles_of(full({2}, 2.5, kInt64)), {2, 2}, "full(2.5, int64)");
+  check_same(doubles_of(a.clone().fill_(-1.5)), {-1, -1, -1, -1, -1, -1}, "fill_(-1.5)");
+  CHECK_THROWS_WITH(tensor({1.0, kNaN}, kInt64), Contains("tensor") && Contains("int64"));
+  // Converting NaN, infinities or out-of-range floats to int64 was an undefined cast: now INT64_MIN, as
+  // PyTorch's CPU conversion gives on x86; in-range values truncate toward zero.
+  const double lowest = static_cast<double>(std::numeric_limits<int64_t>::min());
+  check_same(doubles_of(tensor({kNaN, INFINITY, -INFINITY, 1e30, 2.7, -2.7}, kFloat64).to(kInt64)),
+             {lowest, lowest, lowest, lowest, 2, -2}, "float64 -> int64");
+  check_same(doubles_of(tensor({kNaN, 3.5}, kFloat32).to(kInt64)), {lowest, 3}, "float32 -> int64");
+  // Float tensors take any scalar.
+  check_same(doubles_of(arange(3, kFloat64) * 0.5), {0, 0.5, 1}, "float arange * 0.5");
+}
+
+TEST_CASE("issue 13: lp_pool2d of an all-zero window has gradient 0, not NaN", "[numerics][issue13]") {
+  // Windows (kernel 2, stride 2) of a [1, 1, 2, 4] input: [[0, 0], [0, 0]] and [[3, 0], [0, 4]].
+  // p = 2: out = sqrt(sum x^2); d/dx = x / out: 0 for the zero window (PyTorch), 3/5 and 4/5 for the other.
+  const std::vector<double> x = {0, 0, 3, 0, 0, 0, 0, 4};
+  check_same(grad_of([](const Tensor& t) { return F::lp_pool2d(t, 2, 2); }, x, {1, 1, 2, 4}), {0, 0, 0.6, 0, 0, 0, 0, 0.8}, "lp_pool2d p=2");
+  // p = 3: out = (sum x^3)^(1/3) = 91^(1/3); d/dx = x^2 / out^2.
+  const double out3 = std::cbrt(91.0);
+  check_same(grad_of([](const Tensor& t) { return F::lp_pool2d(t, 3, 2); }, x, {1, 1, 2, 4}),
+             {0, 0, 9 / (out3 * out3), 0, 0, 0, 0, 16 / (out3 * out3)}, "lp_pool2d p=3");
+  // Away from zero windows, the gradient is unchanged: gradcheck on a transposed (strided) view.
+  manual_seed(13);
+  Tensor leaf = add(rand({1, 2, 4, 6}, kFloat64), 0.5).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return F::lp_pool2d(transpose(t[0], 2, 3), 2, 2); }, {leaf}));
+}
+
+TEST_CASE("issue 13: std of a constant slice has gradient 0; var is unaffected", "[numerics][issue13]") {
+  // Row 0 is constant (std 0: PyTorch's gradient 0); row 1 = [1, 2, 3]: std 1, d std/dx = (x - mean) / ((n - 1) std).
+  const std::vector<double> x = {2, 2, 2, 1, 2, 3};
+  check_same(grad_of([](const Tensor& t) { return xg::std(t, {1}); }, x, {2, 3}), {0, 0, 0, -0.5, 0, 0.5}, "std dim");
+  check_same(grad_of([](const Tensor& t) { return xg::std(t, {1}, false, true); }, x, {2, 3}),
+             {0, 0, 0, -1 / std::sqrt(6.0), 0, 1 / std::sqrt(6.0)}, "std dim biased keepdim");
+  check_same(grad_of([](const Tensor& t) { return xg::std(t); }, {5, 5, 5, 5}, {2, 2}), {0, 0, 0, 0}, "std all");
+  // var: d/dx = 2 (x - mean) / (n - 1).
+  check_same(grad_of([](const Tensor& t) { return var(t, {1}); }, x, {2, 3}), {0, 0, 0, -1, 0, 1}, "var dim");
+  check_same(grad_of([](const Tensor& t) { return var(t); }, {5, 5, 5, 5}, {2, 2}), {0, 0, 0, 0}, "var all");
+  Tensor leaf = tensor({0.3, -1.2, 2.0, 0.7, 1.1, -0.4}, {2, 3}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return xg::std(transpose(t[0], 0, 1), {0}); }, {leaf}));
+  CHECK(gradgradcheck_of([](const TensorList& t) { return xg::std(t[0], {1}); }, {leaf}));
+}
+
+TEST_CASE("issue 13: ties in inf-norm, max and min share or route the gradient as PyTorch's", "[numerics][issue13]") {
+  const std::vector<double> x = {1, -3, 3, 2, 0, 1};
+  // norm(inf) along a dim: |x| = 3 is tied in row 0, so each gets half, times sign(x).
+  check_same(grad_of([](const Tensor& t) { return norm(t, INFINITY, {1}); }, x, {2, 3}), {0, -0.5, 0.5, 1, 0, 0}, "norm inf dim");
+  check_same(grad_of([](const Tensor& t) { return norm(t, INFINITY, {1}, true); }, x, {2, 3}), {0, -0.5, 0.5, 1, 0, 0}, "norm inf keepdim");
+  check_same(grad_of([](const Tensor& t) { return norm(t, INFINITY, {0}); }, x, {2, 3}), {0, -1, 1, 1, 0, 0}, "norm inf dim 0");
+  check_same(grad_of([](const Tensor& t) { return norm(t, INFINITY); }, x, {2, 3}), {0, -0.5, 0.5, 0, 0, 0}, "norm inf all");
+  // A zero slice: norm 0, gradient 0 for every p.
+  for (double p : {double(INFINITY), 2.0, 3.0, 0.5})
+    check_same(grad_of([p](const Tensor& t) { return norm(t, p, {1}); }, {0, 0, 0, 0}, {2, 2}), {0, 0, 0, 0}, fmt::format("norm p={} at 0", p));
+  // max/min over all elements split ties evenly; max/min along a dim give it to the returned index.
+  check_same(grad_of([](const Tensor& t) { return max(t); }, {3, 1, 3}, {3}), {0.5, 0, 0.5}, "max all");
+  check_same(grad_of([](const Tensor& t) { return min(t); }, {1, 1, 3, 1}, {4}), {1.0 / 3, 1.0 / 3, 0, 1.0 / 3}, "min all");
+  check_same(grad_of([](const Tensor& t) { return std::get<0>(max(t, 1)); }, {3, 3, 1, 2, 5, 5}, {2, 3}), {1, 0, 0, 0, 1, 0}, "max dim");
+  // NaN propagates through max/min and receives the gradient.
+  Tensor m = tensor({1, kNaN, 2}, kFloat64).requires_grad_();
+  Tensor mx = max(m);
+  CHECK(std::isnan(mx.item<double>()));
+  mx.backward();
+  check_same(doubles_of(m.grad()), {0, 1, 0}, "max all NaN");
+  check_same(grad_of([](const Tensor& t) { return std::get<0>(min(t, 1)); }, {1, kNaN, 2, 3, 0, 1}, {2, 3}), {0, 1, 0, 0, 1, 0}, "min dim NaN");
+  Tensor leaf = tensor({0.3, -1.2, 2.0, 0.7, 1.1, -0.4}, {2, 3}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return norm(transpose(t[0], 0, 1), INFINITY, {1}); }, {leaf}));
+  CHECK(gradcheck_of([](const TensorList& t) { return norm(t[0], INFINITY, {0}, true); }, {leaf}));
+  CHECK(gradcheck_of([](const TensorList& t) { return max(t[0]); }, {leaf}));
+}
+
+TEST_CASE("issue 13: nll_loss with every target ignored is NaN with gradient 0; empty batches", "[numerics][issue13]") {
+  // PyTorch 1.13: mean over zero total weight is 0/0 = NaN; no element is selected, so the gradient is 0.
+  Tensor logp = log_softmax(tensor({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3}, kFloat64), 1).detach().requires_grad_();
+  Tensor target = tensor({-100, -100}, {2}, kInt64);
+  Tensor loss = F::nll_loss(logp, target);
+  CHECK(std::isnan(loss.item<double>()));
+  loss.backward();
+  check_same(doubles_of(logp.grad()), {0, 0, 0, 0, 0, 0}, "nll_loss all ignored");
+  Tensor logits = tensor({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3}, kFloat64).requires_grad_();
+  Tensor ce = F::cross_entropy(logits, target);
+  CHECK(std::isnan(ce.item<double>()));
+  ce.backward();
+  check_same(doubles_of(logits.grad()), {0, 0, 0, 0, 0, 0}, "cross_entropy all ignored");
+  // An empty batch: "mean" is NaN (0/0), "sum" is 0, and backward runs (an empty gradient).
+  Tensor empty_in = zeros({0, 3}, kFloat64).requires_grad_();
+  Tensor empty_target = zeros({0}, kInt64);
+  for (const Tensor& l : {F::mse_loss(empty_in, zeros({0, 3}, kFloat64)), F::cross_entropy(empty_in, empty_target),
+                          F::nll_loss(empty_in, empty_target), F::cross_entropy(empty_in, zeros({0, 3}, kFloat64))}) {
+    CHECK(std::isnan(l.item<double>()));
+    l.backward();
+    CHECK(empty_in.grad().shape() == Shape{0, 3});
+  }
+  CHECK(F::mse_loss(empty_in, zeros({0, 3}, kFloat64), F::MSELossFuncOptions().reduction("sum")).item<double>() == 0);
+  // kl_div "batchmean" divides the sum by N: 0 / 0 = NaN for an empty batch, as PyTorch.
+  Tensor kl = F::kl_div(empty_in, zeros({0, 3}, kFloat64), F::KLDivFuncOptions().reduction("batchmean"));
+  CHECK(std::isnan(kl.item<double>()));
+  kl.backward();
+  CHECK(empty_in.grad().shape() == Shape{0, 3});
+}
+
+TEST_CASE("issue 13: NaN propagates through relu, maximum/minimum and elu with PyTorch's gradients", "[numerics][issue13]") {
+  // relu = clamp_min(x, 0): relu(NaN) = NaN; its backward masks only where the output is <= 0.
+  Tensor r = relu(tensor({kNaN, 1, -1}, kFloat64));
+  check_same(doubles_of(r), {kNaN, 1, 0}, "relu");
+  check_same(grad_of([](const Tensor& t) { return relu(t); }, {kNaN, 1, -1}, {3}), {1, 1, 0}, "relu grad");
+  check_same(doubles_of(leaky_relu(tensor({kNaN, -2}, kFloat64), 0.1)), {kNaN, -0.2}, "leaky_relu");
+  check_same(grad_of([](const Tensor& t) { return leaky_relu(t, 0.1); }, {kNaN, -2, 3}, {3}), {0.1, 0.1, 1}, "leaky_relu grad");
+  // clamp(NaN) = NaN with gradient 0 (PyTorch's clamp_backward: where(min <= x <= max, g, 0)).
+  check_same(doubles_of(clamp(tensor({kNaN, 5}, kFloat64), -1.0, 1.0)), {kNaN, 1}, "clamp");
+  check_same(grad_of([](const Tensor& t) { return clamp(t, -1.0, 1.0); }, {kNaN, 5, 0.5}, {3}), {0, 0, 1}, "clamp grad");
+  // elu(NaN) = NaN; its backward takes the x > 0 branch unless x <= 0, so NaN passes the gradient.
+  check_same(grad_of([](const Tensor& t) { return elu(t); }, {kNaN, 2}, {2}), {1, 1}, "elu grad");
+  Tensor e = tensor({-1.5, 0.5, -0.2, 2.0, 0.7, -3.0}, {2, 3}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return elu(transpose(t[0], 0, 1), 1.5); }, {e}));
+  CHECK(gradgradcheck_of([](const TensorList& t) { return elu(t[0], 1.5); }, {e}));
+  // maximum/minimum: a NaN in either operand wins; PyTorch's backward zeroes an operand only where it
+  // strictly loses (so at a NaN both get the gradient) and halves it at a tie.
+  const std::vector<double> a = {kNaN, 1, 2, 5}, b = {0, kNaN, 2, 1};
+  check_same(doubles_of(maximum(tensor(a, {4}, kFloat64), tensor(b, {4}, kFloat64))), {kNaN, kNaN, 2, 5}, "maximum");
+  check_same(doubles_of(minimum(tensor(a, {4}, kFloat64), tensor(b, {4}, kFloat64))), {kNaN, kNaN, 2, 1}, "minimum");
+  Tensor ta = tensor(a, {4}, kFloat64).requires_grad_(), tb = tensor(b, {4}, kFloat64).requires_grad_();
+  sum(maximum(ta, tb)).backward();
+  check_same(doubles_of(ta.grad()), {1, 1, 0.5, 1}, "maximum grad a");
+  check_same(doubles_of(tb.grad()), {1, 1, 0.5, 0}, "maximum grad b");
+  Tensor ua = tensor(a, {4}, kFloat64).requires_grad_(), ub = tensor(b, {4}, kFloat64).requires_grad_();
+  sum(minimum(ua, ub)).backward();
+  check_same(doubles_of(ua.grad()), {1, 1, 0.5, 0}, "minimum grad a");
+  check_same(doubles_of(ub.grad()), {1, 1, 0.5, 1}, "minimum grad b");
+  Tensor p = tensor({0.3, -1.2, 2.0}, kFloat64).requires_grad_(), q = tensor({0.1}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return maximum(t[0], t[1]); }, {p, q}));  // broadcast operand
+  CHECK(gradcheck_of([](const TensorList& t) { return minimum(t[0], t[1]); }, {p, q}));
+}
+
+TEST_CASE("issue 13: pow at base 0 has PyTorch's gradients for both the base and the exponent", "[numerics][issue13]") {
+  // d/dx x^e = e x^(e-1), but 0 where e == 0 (PyTorch); d/de x^e = x^e log x, but 0 where x == 0 and e >= 0.
+  Tensor x = tensor({0, 0, 0, 0, 2, 4}, kFloat64).requires_grad_();
+  Tensor e = tensor({0, 1, 2, -1, 0, 0.5}, kFloat64).requires_grad_();
+  sum(pow(x, e)).backward();
+  const std::vector<double> gx = doubles_of(x.grad()), ge = doubles_of(e.grad());
+  check_same({gx[0], gx[1], gx[2], gx[4], gx[5]}, {0, 1, 0, 0, 0.25}, "d/dbase");
+  CHECK((std::isinf(gx[3]) && gx[3] < 0));  // -1 * 0^-2 = -inf, as PyTorch
+  check_same({ge[0], ge[1], ge[2], ge[4], ge[5]}, {0, 0, 0, std::log(2.0), 2 * std::log(4.0)}, "d/dexponent");
+  CHECK((std::isinf(ge[3]) && ge[3] < 0));  // 0^-1 log 0 = inf * -inf, as PyTorch
+  // Scalar exponent 0 and scalar base 0.
+  check_same(grad_of([](const Tensor& t) { return pow(t, 0.0); }, {0, 3}, {2}), {0, 0}, "x^0");
+  check_same(grad_of([](const Tensor& t) { return pow(0.0, t); }, {0, 1, 2}, {3}), {0, 0, 0}, "0^e");
+  // Gradchecks, with a broadcast exponent, away from 0.
+  Tensor base = tensor({0.5, 1.5, 2.5, 0.7, 1.2, 3.0}, {2, 3}, kFloat64).requires_grad_();
+  Tensor exponent = tensor({0.0, 1.5, -0.5}, {3}, kFloat64).requires_grad_();
+  CHECK(gradcheck_of([](const TensorList& t) { return pow(t[0], t[1]); }, {base, exponent}));
+  CHECK(gradgradcheck_of([](const TensorList& t) { return pow(t[0], t[1]); }, {base, exponent}));
+}
+
+TEST_CASE("issue 13: NaN or negative eps is rejected by every normalization, functional or module", "[numerics][issue13]") {
+  Tensor x = randn({2, 4, 3}, kFloat64);
+  for (double eps : {kNaN, -1e-5}) {
+    INFO("eps = " << eps);
+    CHECK_THROWS_WITH(F::layer_norm(x, F::LayerNormFuncOptions({3}).eps(eps)), Contains("layer_norm") && Contains("eps"));
+    CHECK_THROWS_WITH(F::group_norm(x, F::GroupNormFuncOptions(2).eps(eps)), Contains("group_norm") && Contains("eps"));
+    CHECK_THROWS_WITH(F::batch_norm(x, Tensor(), Tensor(), F::BatchNormFuncOptions().training(true).eps(eps)),
+                      Contains("batch_norm") && Contains("eps"));
+    CHECK_THROWS_WITH(nn::LayerNorm(nn::LayerNormOptions({3}).eps(eps)), Contains("LayerNorm") && Contains("eps"));
+    CHECK_THROWS_WITH(nn::GroupNorm(nn::GroupNormOptions(2, 4).eps(eps)), Contains("GroupNorm") && Contains("eps"));
+    CHECK_THROWS_WITH(nn::BatchNorm1d(nn::BatchNormOptions(4).eps(eps)), Contains("BatchNorm") && Contains("eps"));
+  }
+  CHECK(F::layer_norm(x, F::LayerNormFuncOptions({3}).eps(0.0)).shape() == x.shape());
+}
+
+TEST_CASE("issue 13: normalizations, softmax and losses on a batch of 0 return empty results and backward runs", "[numerics][issue13]") {
+  nn::GroupNorm gn(2, 4);
+  nn::LayerNorm ln(nn::LayerNormOptions({3}));
+  nn::BatchNorm1d bn(4);
+  for (auto& [name, layer] : std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>>{
+           {"GroupNorm", [&](const Tensor& t) { return gn(t); }},
+           {"LayerNorm", [&](const Tensor& t) { return ln(t); }},
+           {"BatchNorm1d", [&](const Tensor& t) { return bn(t); }},
+           {"softmax", [](const Tensor& t) { return softmax(t, 1); }},
+           {"log_softmax", [](const Tensor& t) { return log_softmax(t, 1); }}}) {
+    INFO(name);
+    Tensor x = zeros({0, 4, 3}).requires_grad_();
+    Tensor y = layer(x);
+    CHECK(y.shape() == Shape{0, 4, 3});
+    sum(y).backward();
+    CHECK(x.grad().shape() == Shape{0, 4, 3});
+  }
+  // Nothing was normalised: the parameters get zero gradients and the running statistics are untouched.
+  check_same(doubles_of(gn->weight.grad()), {0, 0, 0, 0}, "GroupNorm weight grad");
+  check_same(doubles_of(bn->running_mean), {0, 0, 0, 0}, "BatchNorm running_mean");
+  check_same(doubles_of(bn->running_var), {1, 1, 1, 1}, "BatchNorm running_var");
+}

@@ -62,6 +62,25 @@ inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
            a.dtype(), b.dtype());
 }
 
+/// Checks that a scalar can be stored in an element of `dtype`. For int64, NaN, infinities and values
+/// outside int64's range are errors (the C++ conversion would be undefined; PyTorch: "value cannot be
+/// converted to type int64_t without overflow"); a fractional value is truncated, as PyTorch's fill_,
+/// full and masked_fill do.
+void check_scalar_fits(const char* op, Dtype dtype, double value);
+
+/// check_scalar_fits for a scalar operand of arithmetic (add, mul, clamp, alpha, ...): with an int64
+/// tensor a non-integral scalar makes PyTorch promote the result to float. xgrad has no type promotion
+/// yet, so that is an error rather than a silent truncation (arange(6) * 0.5 gave zeros).
+void check_scalar_operand(const char* op, Dtype dtype, double value);
+
+/// x^exponent for x >= 0 with gradient 0 where x == 0, where the true slope of a root is infinite:
+/// PyTorch's subgradient for norms at a zero slice, std of a constant slice and lp_pool of a zero window.
+Tensor pow_zero_grad_at_zero(const Tensor& x, double exponent);
+
+/// Max (IsMax) or min over sorted, normalised dims (all when empty) with PyTorch's amax/amin gradient:
+/// split evenly between tied extremes, a NaN extreme counting as tied with every NaN of its slice.
+Tensor extreme_split(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_max);
+
 /// Wraps a dim in [-ndim, ndim) to [0, ndim).
 inline int64_t normalize_dim(const char* op, int64_t dim, int64_t ndim) {
   int64_t bound = std::max<int64_t>(ndim, 1);  // a 0-D tensor accepts dim 0 and -1, as PyTorch

@@ -1,6 +1,8 @@
 // Elementwise ops: binary (broadcasting), scalar, unary, comparisons, where, dtype conversion, and
 // the in-place methods with PyTorch's version-counter safety.
 #include <cmath>
+#include <functional>
+#include <limits>
 
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xmath.hpp>
@@ -107,8 +109,29 @@ Tensor finish(const char* op, Tensor result) {
 
 }  // namespace
 
+namespace detail {
+
+void check_scalar_fits(const char* op, Dtype dtype, double value) {
+  if (is_floating(dtype)) return;
+  // [-2^63, 2^63): the doubles an int64 can hold; NaN fails both comparisons.
+  XG_CHECK(value >= -9223372036854775808.0 && value < 9223372036854775808.0,
+           "{}: the scalar {} cannot be converted to an {} element without overflow", op, value, dtype);
+}
+
+void check_scalar_operand(const char* op, Dtype dtype, double value) {
+  check_scalar_fits(op, dtype, value);
+  XG_CHECK(is_floating(dtype) || std::trunc(value) == value,
+           "{}: a non-integral scalar {} with an {} tensor needs type promotion, which xgrad does not do yet; convert "
+           "with .to(xg::kFloat32)",
+           op, value, dtype);
+}
+
+}  // namespace detail
+
 // ---- binary ------------------------------------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b, double alpha) {
+  detail::check_defined("add", a);
+  detail::check_scalar_operand("add", a.dtype(), alpha);  // PyTorch: int tensors take no floating alpha
   Tensor out = alpha == 1.0 ? binary_map("add", a, b, [](auto x, auto y) { return x + y; })
                             : binary_map("add", a, b, [alpha](auto x, auto y) { return x + alpha * y; });
   if (should_record({&a, &b})) {
@@ -121,6 +144,8 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
+  detail::check_defined("sub", a);
+  detail::check_scalar_operand("sub", a.dtype(), alpha);
   // alpha == 1 stays in the element type (exact for int64 beyond 2^53, as add does).
   Tensor out = alpha == 1.0 ? binary_map("sub", a, b, [](auto x, auto y) { return x - y; })
                             : binary_map("sub", a, b, [alpha](auto x, auto y) { return x - alpha * y; });
@@ -158,15 +183,21 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 Tensor add(const Tensor& a, double b) {
   detail::check_defined("add", a);
+  detail::check_scalar_operand("add", a.dtype(), b);
   Tensor out = scalar_map(a, [b](auto x) { return x + static_cast<decltype(x)>(b); });
   if (should_record({&a})) record("AddBackward", {a}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{gy}; });
   return finish("add", out);
 }
 
-Tensor sub(const Tensor& a, double b) { return add(a, -b); }
+Tensor sub(const Tensor& a, double b) {
+  detail::check_defined("sub", a);
+  detail::check_scalar_operand("sub", a.dtype(), b);  // named as sub, not as the add it becomes
+  return add(a, -b);
+}
 
 Tensor mul(const Tensor& a, double b) {
   detail::check_defined("mul", a);
+  detail::check_scalar_operand("mul", a.dtype(), b);
   Tensor out = scalar_map(a, [b](auto x) { return x * static_cast<decltype(x)>(b); });
   if (should_record({&a})) {
     record("MulBackward", {a}, out, {}, [b](const BackwardContext&, const Tensor& gy) { return TensorList{mul(gy, b)}; });
@@ -181,6 +212,7 @@ Tensor div(const Tensor& a, double b) {
 
 Tensor rsub(const Tensor& a, double b) {
   detail::check_defined("rsub", a);
+  detail::check_scalar_operand("rsub", a.dtype(), b);
   Tensor out = scalar_map(a, [b](auto x) { return static_cast<decltype(x)>(b) - x; });
   if (should_record({&a})) record("RsubBackward", {a}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{neg(gy)}; });
   return finish("rsub", out);
@@ -220,14 +252,21 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
     record("PowBackward", {base, exponent}, out, {base, exponent, out}, [](const BackwardContext& ctx, const Tensor& gy) {
       const Tensor& x = ctx.saved(0);
       const Tensor& e = ctx.saved(1);
-      Tensor gx, ge;
-      if (ctx.needs_grad(0)) gx = mul(gy, mul(e, pow(x, sub(e, 1.0))));
-      if (ctx.needs_grad(1)) {
-        // d(x^e)/de = x^e log x; PyTorch defines it as 0 where x == 0 (and e >= 0).
-        Tensor safe_log = log(where(eq(x, 0.0), ones_like(x), x));
-        ge = mul(gy, mul(ctx.saved(2), safe_log));
+      Tensor grad_base, grad_exponent;
+      // d(x^e)/dx = e x^(e-1), defined as 0 where e == 0 (PyTorch; 0 * 0^-1 would be NaN at x = 0).
+      // Only x == 0 needs the mask (elsewhere the formula is already 0), so d/de of this stays 1/x.
+      if (ctx.needs_grad(0)) {
+        Tensor undefined = mul(eq(e, 0.0), eq(x, 0.0));
+        grad_base = where(undefined, zeros({}, gy.dtype()), mul(gy, mul(e, pow(x, sub(e, 1.0)))));
       }
-      return TensorList{gx, ge};
+      if (ctx.needs_grad(1)) {
+        // d(x^e)/de = x^e log x; PyTorch defines it as 0 where x == 0 and e >= 0 (for e < 0 it is
+        // inf * -inf = -inf). The log's input is made safe there so double backward stays finite.
+        Tensor defined_zero = mul(eq(x, 0.0), ge(e, 0.0));
+        Tensor safe_log = log(where(defined_zero, ones({}, x.dtype()), x));
+        grad_exponent = where(defined_zero, zeros({}, gy.dtype()), mul(gy, mul(ctx.saved(2), safe_log)));
+      }
+      return TensorList{grad_base, grad_exponent};
     });
   }
   return finish("pow", out);
@@ -238,24 +277,41 @@ Tensor pow(double base, const Tensor& exponent) {
   return pow(full_like(exponent, base), exponent);
 }
 
+namespace {
+/// maximum/minimum of two elements; a NaN in either propagates, as PyTorch's.
+template <class T, class Better>
+T extreme_of_two(T x, T y, Better better) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(x) || std::isnan(y)) return std::numeric_limits<T>::quiet_NaN();
+  }
+  return better(x, y) ? x : y;
+}
+
+/// The share of maximum's (or minimum's) gradient that goes to `self`: 1, 1/2 at a tie, 0 where the
+/// other operand wins. As PyTorch's formula, a NaN in either operand loses to nothing: both get it all.
+Tensor extreme_share(const Tensor& self, const Tensor& other, bool is_max) {
+  Tensor loses = is_max ? lt(self, other) : gt(self, other);
+  return rsub(add(loses, mul(eq(self, other), 0.5)), 1.0);
+}
+}  // namespace
+
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map("minimum", a, b, [](auto x, auto y) { return x < y ? x : y; });
+  Tensor out = binary_map("minimum", a, b, [](auto x, auto y) { return extreme_of_two(x, y, std::less<>()); });
   if (should_record({&a, &b})) {
     record("MinimumBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
-      // Ties split the gradient evenly, as PyTorch does.
-      Tensor share_a = add(lt(ctx.saved(0), ctx.saved(1)), mul(eq(ctx.saved(0), ctx.saved(1)), 0.5));
-      return TensorList{ctx.needs_grad(0) ? mul(gy, share_a) : Tensor(), ctx.needs_grad(1) ? mul(gy, rsub(share_a, 1.0)) : Tensor()};
+      return TensorList{ctx.needs_grad(0) ? mul(gy, extreme_share(ctx.saved(0), ctx.saved(1), false)) : Tensor(),
+                        ctx.needs_grad(1) ? mul(gy, extreme_share(ctx.saved(1), ctx.saved(0), false)) : Tensor()};
     });
   }
   return finish("minimum", out);
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map("maximum", a, b, [](auto x, auto y) { return x > y ? x : y; });
+  Tensor out = binary_map("maximum", a, b, [](auto x, auto y) { return extreme_of_two(x, y, std::greater<>()); });
   if (should_record({&a, &b})) {
     record("MaximumBackward", {a, b}, out, {a, b}, [](const BackwardContext& ctx, const Tensor& gy) {
-      Tensor share_a = add(gt(ctx.saved(0), ctx.saved(1)), mul(eq(ctx.saved(0), ctx.saved(1)), 0.5));
-      return TensorList{ctx.needs_grad(0) ? mul(gy, share_a) : Tensor(), ctx.needs_grad(1) ? mul(gy, rsub(share_a, 1.0)) : Tensor()};
+      return TensorList{ctx.needs_grad(0) ? mul(gy, extreme_share(ctx.saved(0), ctx.saved(1), true)) : Tensor(),
+                        ctx.needs_grad(1) ? mul(gy, extreme_share(ctx.saved(1), ctx.saved(0), true)) : Tensor()};
     });
   }
   return finish("maximum", out);
@@ -438,7 +494,7 @@ namespace {
 /// mask tensor and a mul). The mask is a constant, so this op's own backward is itself: higher
 /// derivatives of relu keep working.
 Tensor relu_backward(const Tensor& gy, const Tensor& out) {
-  Tensor grad = binary_map("relu backward", gy, out, [](auto g, auto y) { return y > 0 ? g : decltype(g)(0); });
+  Tensor grad = binary_map("relu backward", gy, out, [](auto g, auto y) { return y <= 0 ? decltype(g)(0) : g; });
   if (should_record({&gy})) {
     record("ReluBackwardBackward", {gy}, grad, {out},
            [](const BackwardContext& ctx, const Tensor& gg) { return TensorList{relu_backward(gg, ctx.saved(0))}; });
@@ -449,7 +505,8 @@ Tensor relu_backward(const Tensor& gy, const Tensor& out) {
 
 Tensor relu(const Tensor& x) {
   dispatch_floating("relu", x, [](auto) { return 0; });
-  Tensor out = scalar_map(x, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  // relu(NaN) = NaN with gradient passed through, as PyTorch's (its mask is "output <= 0", false for NaN).
+  Tensor out = scalar_map(x, [](auto v) { return v <= 0 ? decltype(v)(0) : v; });
   if (should_record({&x})) {
     record("ReluBackward", {x}, out, {out},
            [](const BackwardContext& ctx, const Tensor& gy) { return TensorList{relu_backward(gy, ctx.saved(0))}; });
@@ -478,8 +535,10 @@ Tensor elu(const Tensor& x, double alpha) {
   if (should_record({&x})) {
     record("EluBackward", {x}, out, {x, out}, [alpha](const BackwardContext& ctx, const Tensor& gy) {
       // x > 0: 1; otherwise alpha * exp(x) = out + alpha (a differentiable expression of out).
-      Tensor positive = mask_of(ctx.saved(0), [](auto v) { return v > 0; });
-      Tensor slope = add(positive, mul(rsub(positive, 1.0), add(ctx.saved(1), alpha)));
+      // NaN counts as positive, as PyTorch's elu_backward (x <= 0 picks the exp branch).
+      // (where, not a 0/1 blend: 0 * NaN would be NaN.)
+      Tensor positive = mask_of(ctx.saved(0), [](auto v) { return !(v <= 0); });
+      Tensor slope = where(positive, ones({}, gy.dtype()), add(ctx.saved(1), alpha));
       return TensorList{mul(gy, slope)};
     });
   }
@@ -539,6 +598,9 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
   detail::check_defined("clamp", x);
   XG_CHECK(min.has_value() || max.has_value(), "clamp: at least one of min and max must be given");
   XG_CHECK(!(min && std::isnan(*min)) && !(max && std::isnan(*max)), "clamp: bounds must not be NaN");
+  // An infinite bound is fine for any dtype (it is compared in double, never converted).
+  for (const auto& bound : {min, max})
+    if (bound && std::isfinite(*bound)) detail::check_scalar_operand("clamp", x.dtype(), *bound);
   const double lo = min.value_or(-INFINITY), hi = max.value_or(INFINITY);
   Tensor out = scalar_map(x, [lo, hi](auto v) {
     double d = static_cast<double>(v);
@@ -562,7 +624,14 @@ Tensor to_dtype(const Tensor& x, Dtype target) {
       using To = decltype(to);
       const Array<From>& in = x.array<From>();
       Array<To> result(in.shape());
-      std::transform(in.begin(), in.end(), result.begin(), [](From v) { return static_cast<To>(v); });
+      std::transform(in.begin(), in.end(), result.begin(), [](From v) {
+        if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+          // NaN, +-inf and out-of-range values have no int64 value; the C++ cast would be undefined.
+          // They become INT64_MIN, the value PyTorch's CPU conversion yields on x86.
+          if (!(v >= From(-9223372036854775808.0) && v < From(9223372036854775808.0))) return std::numeric_limits<To>::min();
+        }
+        return static_cast<To>(v);
+      });
       return detail::make_tensor(std::move(result));
     });
   });
@@ -703,6 +772,7 @@ void inplace_scalar(Tensor& self, F f) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace("add_", *this);
+  detail::check_scalar_operand("add_", dtype(), alpha);
   if (should_record({this, &other})) commit_inplace("add_", *this, add(history_snapshot(*this), other, alpha));
   else inplace_binary("add_", *this, other, [alpha](auto x, auto y) { return x + alpha * y; });
   return *this;
@@ -727,15 +797,21 @@ Tensor& Tensor::div_(const Tensor& other) {
 
 Tensor& Tensor::add_(double other) {
   check_inplace("add_", *this);
+  detail::check_scalar_operand("add_", dtype(), other);
   if (should_record({this})) commit_inplace("add_", *this, add(history_snapshot(*this), other));
   else inplace_scalar(*this, [other](auto v) { return v + other; });
   return *this;
 }
 
-Tensor& Tensor::sub_(double other) { return add_(-other); }
+Tensor& Tensor::sub_(double other) {
+  check_inplace("sub_", *this);
+  detail::check_scalar_operand("sub_", dtype(), other);
+  return add_(-other);
+}
 
 Tensor& Tensor::mul_(double other) {
   check_inplace("mul_", *this);
+  detail::check_scalar_operand("mul_", dtype(), other);
   if (should_record({this})) commit_inplace("mul_", *this, mul(history_snapshot(*this), other));
   else inplace_scalar(*this, [other](auto v) { return v * other; });
   return *this;
@@ -749,6 +825,7 @@ Tensor& Tensor::div_(double other) {
 
 Tensor& Tensor::fill_(double value) {
   check_inplace("fill_", *this);
+  detail::check_scalar_fits("fill_", dtype(), value);  // a fractional value truncates, as PyTorch's fill_
   if (should_record({this})) commit_overwrite("fill_", "FillBackward", *this, full_like(*this, value));
   else inplace_scalar(*this, [value](auto) { return value; });
   return *this;

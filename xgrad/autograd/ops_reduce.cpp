@@ -139,16 +139,7 @@ template <bool IsMax>
 Tensor extreme_all(const char* op, const Tensor& x) {
   detail::check_defined(op, x);
   XG_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor (shape {}); the operation has no identity", op, shape_string(x.shape()));
-  auto [value, index] = extreme_along<IsMax>(op, reshape(x.detach(), {-1}), 0, false);
-  if (should_record({&x})) {
-    record(IsMax ? "MaxBackward" : "MinBackward", {x}, value, {x, value}, [](const BackwardContext& ctx, const Tensor& gy) {
-      // The gradient is shared evenly between tied extremes, as PyTorch does.
-      Tensor hit = eq(ctx.saved(0), ctx.saved(1).detach());
-      Tensor share = div(hit, sum(hit));
-      return TensorList{mul(share, gy)};
-    });
-  }
-  return value;
+  return detail::extreme_split(x, {}, false, IsMax);
 }
 
 template <bool IsMax>
@@ -171,6 +162,54 @@ int64_t reduced_count(const Shape& shape, const std::vector<int64_t>& dims) {
 }
 
 }  // namespace
+
+namespace detail {
+
+Tensor extreme_split(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_max) {
+  const std::vector<int64_t> reduce = dims.empty() ? normalize_dims(is_max ? "amax" : "amin", {}, x.dim()) : dims;
+  auto extreme = [is_max](const Tensor& t, int64_t d, bool keep) { return std::get<0>(is_max ? max(t, d, keep) : min(t, d, keep)); };
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    if (reduce.size() == static_cast<size_t>(x.dim())) {
+      // All dims: one flat pass (a 0-D tensor is its own extreme).
+      out = x.dim() == 0 ? x.detach().clone() : extreme(reshape(x.detach(), {-1}), 0, false);
+      if (keepdim) out = reshape(out, Shape(x.dim(), 1)).clone();
+    } else {
+      out = x.detach();
+      for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) out = extreme(out, *it, keepdim);
+    }
+  }
+  if (should_record({&x})) {
+    Tensor value = out.detach();
+    record(is_max ? "AmaxBackward" : "AminBackward", {x}, out, {x, value}, [reduce, keepdim](const BackwardContext& ctx, const Tensor& gy) {
+      Tensor v = ctx.saved(1);
+      Tensor g = gy;
+      if (!keepdim) {
+        for (int64_t d : reduce) {  // ascending order restores positions
+          v = unsqueeze(v, d);
+          g = unsqueeze(g, d);
+        }
+      }
+      // Ties share the gradient evenly (PyTorch's amax/amin and full max/min); NaN == NaN here, so a
+      // NaN extreme sends the gradient to the NaNs it came from.
+      const Tensor& input = ctx.saved(0);
+      Tensor hit = add(eq(input, v), mul(ne(input, input), ne(v, v)));
+      return TensorList{mul(hit, div(g, sum(hit, reduce, true)))};
+    });
+  }
+  return out;
+}
+
+Tensor pow_zero_grad_at_zero(const Tensor& x, double exponent) {
+  // x^e has an infinite slope at x = 0 for e < 1; that branch is routed through a constant, so the
+  // gradient there is 0 (and stays finite under double backward too).
+  Tensor zero = eq(x, 0.0);
+  Tensor safe = where(zero, ones({}, x.dtype()), x);
+  return where(zero, zeros({}, x.dtype()), pow(safe, exponent));
+}
+
+}  // namespace detail
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   detail::check_defined("sum", x);
@@ -218,7 +257,8 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
 }
 
 Tensor std(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
-  return sqrt(var(x, dims, unbiased, keepdim));
+  // PyTorch: the gradient of std is 0 where std is 0 (a constant slice), not 0 * inf = NaN.
+  return detail::pow_zero_grad_at_zero(var(x, dims, unbiased, keepdim), 0.5);
 }
 
 Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
@@ -241,15 +281,8 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
   XG_CHECK(p > 0, "norm: expected p > 0 (or infinity), got {}", p);
   detail::normalize_dims("norm", dims, x.dim());  // report a bad dim as norm's, not as the inner sum's
   return autograd::anomaly_checked_as("norm", [&]() -> Tensor {
-    if (std::isinf(p)) {
-      Tensor a = abs(x);
-      const std::vector<int64_t> reduce = detail::normalize_dims("norm", dims, x.dim());
-      if (reduce.size() == static_cast<size_t>(x.dim()) && !keepdim) return max(a);
-      for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = std::get<0>(max(a, *it, true));
-      if (!keepdim)
-        for (auto it = reduce.rbegin(); it != reduce.rend(); ++it) a = squeeze(a, *it);
-      return a;
-    }
+    // PyTorch: the gradient of the inf-norm is shared evenly between tied largest |x| (all dims or some).
+    if (std::isinf(p)) return detail::extreme_split(abs(x), detail::normalize_dims("norm", dims, x.dim()), keepdim, true);
     if (p == 1) return sum(abs(x), dims, keepdim);
     if (p == 2) {
       Tensor total = sum(mul(x, x), dims, keepdim);
@@ -272,12 +305,9 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
       }
       return out;
     }
-    // total^(1/p) has an infinite slope at total = 0; as PyTorch (and the p = 2 path above), the
-    // gradient of the norm of a zero slice is 0, so that branch is routed through a constant.
-    Tensor total = sum(pow(abs(x), p), dims, keepdim);
-    Tensor zero = eq(total, 0.0);
-    Tensor safe = where(zero, ones({}, total.dtype()), total);
-    return where(zero, zeros({}, total.dtype()), pow(safe, 1.0 / p));
+    // As PyTorch (and the p = 2 path above), the gradient of the norm of a zero slice is 0.
+    // The inner |x|^p has an infinite slope at x = 0 too when p < 1: PyTorch's gradient there is 0.
+    return detail::pow_zero_grad_at_zero(sum(detail::pow_zero_grad_at_zero(abs(x), p), dims, keepdim), 1.0 / p);
   });
 }
 

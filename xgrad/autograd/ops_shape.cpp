@@ -541,6 +541,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   detail::check_defined("masked_fill", x);
   detail::check_defined("masked_fill", mask);
+  detail::check_scalar_fits("masked_fill", x.dtype(), value);
   const Shape s = x.shape();
   XG_CHECK(detail::broadcast_shapes("masked_fill", s, mask.shape()) == s,
            "masked_fill: the mask of shape {} must broadcast to the input's shape {}", shape_string(mask.shape()), shape_string(s));
@@ -573,6 +574,7 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
   detail::check_defined("pad", x);
+  detail::check_scalar_fits("pad", x.dtype(), value);
   XG_CHECK(padding.size() % 2 == 0, "pad: padding length must be even (pairs of left, right), got {}", padding.size());
   const Shape s = x.shape();
   const int64_t n = x.dim();

@@ -206,6 +206,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptio
   Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
   XG_CHECK(detail::shape_numel(s) == static_cast<int64_t>(values.size()),
            "tensor: {} values cannot fill shape {} ({} elements)", values.size(), shape_string(s), detail::shape_numel(s));
+  for (double v : values) detail::check_scalar_fits("tensor", options.dtype_, v);  // no undefined casts to int64
   return make_filled("tensor", s, options, [&](auto& a) { std::copy(values.begin(), values.end(), a.begin()); });
 }
 
@@ -214,6 +215,7 @@ Tensor tensor(std::initializer_list<double> values, TensorOptions options) {
 }
 
 Tensor scalar_tensor(double value, TensorOptions options) {
+  detail::check_scalar_fits("scalar_tensor", options.dtype_, value);
   return make_filled("scalar_tensor", {}, options, [&](auto& a) { *a.data() = static_cast<typename std::decay_t<decltype(a)>::value_type>(value); });
 }
 
@@ -222,6 +224,7 @@ Tensor empty(const Shape& shape, TensorOptions options) {
 }
 
 Tensor full(const Shape& shape, double value, TensorOptions options) {
+  detail::check_scalar_fits("full", options.dtype_, value);  // a fractional value truncates, as PyTorch's full
   return make_filled("full", shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
     std::fill(a.begin(), a.end(), static_cast<T>(value));

@@ -29,13 +29,19 @@ Reduction parse_reduction(const char* op, const std::string& reduction, bool all
            reduction);
 }
 
+/// PyTorch's "mean" of a loss over nothing (an empty batch, every target ignored): NaN (0/0), with a
+/// zero gradient rather than NaN (inf * 0), and a graph, so backward still runs.
+Tensor undefined_mean(const Tensor& total) { return add(mul(total, 0.0), std::numeric_limits<double>::quiet_NaN()); }
+
 Tensor reduce(const Tensor& loss, Reduction reduction) {
   switch (reduction) {
     case Reduction::None: return loss;
     case Reduction::Sum: return sum(loss);
-    case Reduction::Mean: return loss.numel() == 0 ? full({}, NAN, loss.dtype()) : mean(loss);
+    case Reduction::Mean: return loss.numel() == 0 ? undefined_mean(sum(loss)) : mean(loss);
     case Reduction::BatchMean:
-      return loss.dim() == 0 ? loss : div(sum(loss), static_cast<double>(std::max<int64_t>(loss.size(0), 1)));
+      if (loss.dim() == 0) return loss;
+      // A batch of 0: sum / 0 = NaN in PyTorch (dividing by max(N, 1) gave 0).
+      return loss.size(0) == 0 ? undefined_mean(sum(loss)) : div(sum(loss), static_cast<double>(loss.size(0)));
   }
   return loss;
 }
@@ -274,8 +280,7 @@ Tensor cross_entropy_probabilities(const Tensor& input, const Tensor& target, co
     weighted = mul(weighted, reshape(w.detach(), broadcast));
   }
   Tensor per_position = neg(sum(weighted, {class_dim}));
-  if (reduction == Reduction::Mean) return div(sum(per_position), static_cast<double>(std::max<int64_t>(per_position.numel(), 1)));
-  return reduce(per_position, reduction);
+  return reduce(per_position, reduction);  // "mean" of an empty batch is NaN, as PyTorch's
 }
 
 }  // namespace
@@ -360,7 +365,9 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const NLLLossFuncOpti
     switch (reduction) {
       case Reduction::None: return reshape(losses, target.shape());
       case Reduction::Sum: return sum(losses);
-      default: return div(sum(losses), info.total_weight);  // 0/0 = nan when all are ignored, as PyTorch
+      default:
+        // Every target ignored (or weighted 0): PyTorch 1.13 returns NaN (0/0) with gradient 0.
+        return info.total_weight == 0 ? undefined_mean(sum(losses)) : div(sum(losses), info.total_weight);
     }
   });
 }

@@ -18,6 +18,12 @@ using autograd::should_record;
 
 namespace {
 
+/// One eps check for the functional forms and the modules: NaN (which fails the comparison) or a
+/// negative eps would silently turn every output into NaN.
+void check_eps(const char* op, double eps) {
+  XG_CHECK(eps >= 0, "{}: eps must be a non-negative number, got {}", op, eps);
+}
+
 /// The input seen as [outer = N, channels = C, inner = prod(dims after 1)].
 struct ChannelLayout {
   int64_t outer = 1, channels = 1, inner = 1;
@@ -264,11 +270,21 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   XG_CHECK(running_mean.defined() == running_var.defined(), "batch_norm: running_mean and running_var must both be given or both be undefined");
   const bool training = options.training();
   const double eps = options.eps(), momentum = options.momentum();
-  XG_CHECK(eps >= 0, "batch_norm: eps must be non-negative, got {}", eps);
+  check_eps("batch_norm", eps);
   if (!training)
     XG_CHECK(running_mean.defined(), "batch_norm: running_mean and running_var are required when training is false (use training = true for batch statistics)");
+  // PyTorch: an empty batch normalises nothing. The result is empty but still connected to input,
+  // weight and bias (zero gradients); the running statistics are left alone. Only exactly one value
+  // per channel is an error in training (its variance is undefined).
+  if (input.numel() == 0) {
+    const Shape broadcast = channel_shape(l.channels, input.dim());
+    Tensor out = input.clone();
+    if (weight.defined()) out = mul(out, reshape(weight, broadcast));
+    if (bias.defined()) out = add(out, reshape(bias, broadcast));
+    return out;
+  }
   if (training)
-    XG_CHECK(l.per_channel() > 1, "batch_norm: expected more than 1 value per channel when training, got input of shape {}",
+    XG_CHECK(l.per_channel() != 1, "batch_norm: expected more than 1 value per channel when training, got input of shape {}",
              shape_string(shape));
 
   Tensor saved_mean, saved_invstd;
@@ -353,6 +369,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 Tensor layer_norm(const Tensor& input, const LayerNormFuncOptions& options) {
   XG_CHECK(input.defined(), "layer_norm: the input tensor is undefined");
   XG_CHECK(input.is_floating_point(), "layer_norm: expected a float32 or float64 input, got {}", input.dtype());
+  check_eps("layer_norm", options.eps());
   const std::vector<int64_t>& normalized = options.normalized_shape();
   const Shape shape = input.shape();
   const size_t k = normalized.size();
@@ -377,6 +394,7 @@ Tensor layer_norm(const Tensor& input, const LayerNormFuncOptions& options) {
 Tensor group_norm(const Tensor& input, const GroupNormFuncOptions& options) {
   XG_CHECK(input.defined(), "group_norm: the input tensor is undefined");
   XG_CHECK(input.is_floating_point(), "group_norm: expected a float32 or float64 input, got {}", input.dtype());
+  check_eps("group_norm", options.eps());
   XG_CHECK(input.dim() >= 2, "group_norm: expected an input of at least 2 dimensions [N, C, *], got shape {}", shape_string(input.shape()));
   const Shape shape = input.shape();
   const int64_t channels = shape[1], groups = options.num_groups();
@@ -386,7 +404,10 @@ Tensor group_norm(const Tensor& input, const GroupNormFuncOptions& options) {
     if (t->defined())
       XG_CHECK(t->dim() == 1 && t->numel() == channels, "group_norm: expected weight and bias of shape [{}] (one per channel), got {}",
                channels, shape_string(t->shape()));
-  Tensor grouped = reshape(input, {shape[0], groups, -1});
+  // The group size spelled out: with a batch of 0, -1 could not be inferred from 0 elements.
+  int64_t group_size = channels / groups;
+  for (size_t d = 2; d < shape.size(); ++d) group_size *= shape[d];
+  Tensor grouped = reshape(input, {shape[0], groups, group_size});
   Tensor centered = sub(grouped, mean(grouped, {2}, true));
   Tensor variance = mean(mul(centered, centered), {2}, true);
   Tensor out = reshape(mul(centered, pow(add(variance, options.eps()), -0.5)), shape);
@@ -401,7 +422,7 @@ Tensor group_norm(const Tensor& input, const GroupNormFuncOptions& options) {
 // ---- BatchNorm modules --------------------------------------------------------------------------------
 BatchNormImplBase::BatchNormImplBase(const BatchNormOptions& options_) : options(options_) {
   XG_CHECK(options.num_features() > 0, "BatchNorm: num_features must be positive, got {}", options.num_features());
-  XG_CHECK(options.eps() >= 0, "BatchNorm: eps must be non-negative, got {}", options.eps());
+  check_eps("BatchNorm", options.eps());
   if (options.momentum())
     XG_CHECK(*options.momentum() >= 0 && *options.momentum() <= 1, "BatchNorm: momentum must be in [0, 1] (or nullopt), got {}",
              *options.momentum());
@@ -480,7 +501,7 @@ LayerNormImpl::LayerNormImpl(const LayerNormOptions& options_) : options(options
   XG_CHECK(!options.normalized_shape().empty(), "LayerNorm: normalized_shape must not be empty");
   for (int64_t s : options.normalized_shape())
     XG_CHECK(s > 0, "LayerNorm: normalized_shape must hold positive sizes, got {}", shape_string(options.normalized_shape()));
-  XG_CHECK(options.eps() >= 0, "LayerNorm: eps must be non-negative, got {}", options.eps());
+  check_eps("LayerNorm", options.eps());
   if (options.elementwise_affine()) {
     weight = register_parameter("weight", empty(options.normalized_shape()));
     bias = register_parameter("bias", empty(options.normalized_shape()));
@@ -516,7 +537,7 @@ GroupNormImpl::GroupNormImpl(const GroupNormOptions& options_) : options(options
            options.num_groups(), options.num_channels());
   XG_CHECK(options.num_channels() % options.num_groups() == 0, "GroupNorm: num_channels ({}) must be divisible by num_groups ({})",
            options.num_channels(), options.num_groups());
-  XG_CHECK(options.eps() >= 0, "GroupNorm: eps must be non-negative, got {}", options.eps());
+  check_eps("GroupNorm", options.eps());
   if (options.affine()) {
     weight = register_parameter("weight", empty({options.num_channels()}));
     bias = register_parameter("bias", empty({options.num_channels()}));

@@ -440,10 +440,11 @@ Tensor power_average_pool(const char* op, const Tensor& input, double norm_type,
                           const std::optional<ExpandingArray<2>>& stride, bool ceil_mode) {
   planes_of<2>(op, input);
   XG_CHECK(norm_type > 0 && std::isfinite(norm_type), "{}: norm_type must be positive and finite, got {}", op, norm_type);
-  // PyTorch: (sign(a) * relu(|a|)) * kW*kH, then ^(1/p), with a = avg_pool2d(x^p); sign(a) * relu(|a|)
-  // equals a, so it is left out.
+  // PyTorch: (sign(a) * relu(|a|)) * kW*kH, then ^(1/p), with a = avg_pool2d(x^p). sign(a) * relu(|a|)
+  // equals a, but its gradient is 0 where a = 0 (relu masks the infinite slope of ^(1/p)): an all-zero
+  // window, common after a ReLU, gets gradient 0, not NaN.
   Tensor averaged = average_pool(op, xg::pow(input, norm_type), kernel_size, stride, 0, ceil_mode, true, std::nullopt);
-  return xg::pow(mul(averaged, static_cast<double>(kernel_size[0] * kernel_size[1])), 1.0 / norm_type);
+  return detail::pow_zero_grad_at_zero(mul(averaged, static_cast<double>(kernel_size[0] * kernel_size[1])), 1.0 / norm_type);
 }
 
 std::string bool_repr(bool value) { return value ? "True" : "False"; }
