@@ -84,7 +84,9 @@ int example_main(int argc, char** argv) {
   double dropout = 0.5, lambda = 0.0;
   int64_t hidden = 1000, shift = 1;
   app.add_option("--dropout", dropout, "Dropout probability on the inputs of the three top layers")->capture_default_str();
-  app.add_option("--hidden", hidden, "Neurons in each of the two fully connected layers")->capture_default_str()->check(training::size_range(8192));
+  app.add_option("--hidden", hidden, "Neurons in each of the two fully connected layers")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   app.add_option("--shift", shift, "Expand the training data: shift each image by up to this many pixels (0 = off)")
       ->capture_default_str();
   app.add_option("--lambda", lambda, "L2 regularisation: + lambda/(2n) * sum of squared weights (the book's last run: 0)")

@@ -27,7 +27,9 @@ int example_main(int argc, char** argv) {
   common.threads = 1;
   training::add_common_options(app, common);
   int64_t hidden = 30;
-  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")->capture_default_str()->check(training::size_range(8192));
+  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   CLI11_PARSE(app, argc, argv);
   if (hidden <= 0) {
     std::cerr << "error: --hidden must be positive (see --help)\n";

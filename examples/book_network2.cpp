@@ -40,7 +40,9 @@ int example_main(int argc, char** argv) {
   training::add_common_options(app, common);
   int64_t hidden = 100;
   double lambda = 0.0;
-  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")->capture_default_str()->check(training::size_range(8192));
+  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   CLI::Option* lambda_option = app.add_option(
       "--lambda", lambda,
       "L2 regularisation: + lambda/(2n) * sum of squared weights, n = training digits. Default: 5.0 * n / 50,000, the "

@@ -143,7 +143,9 @@ int example_main(int argc, char** argv) {
   int64_t steps = 1500, hidden = 32, points_per_class = 200;
   double lr = 0.01;
   uint64_t seed = 0;
-  app.add_option("--steps", steps, "Full-batch Adam steps on the spirals")->capture_default_str()->check(training::size_range(10000000));
+  app.add_option("--steps", steps, "Full-batch Adam steps on the spirals")
+      ->capture_default_str()
+      ->check(training::size_range(10000000));
   app.add_option("--hidden", hidden, "Units per hidden layer")->capture_default_str()->check(training::size_range(8192));
   app.add_option("--points", points_per_class, "Points per spiral")->capture_default_str()->check(training::size_range(1000000));
   app.add_option("--lr", lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);

@@ -102,7 +102,9 @@ int example_main(int argc, char** argv) {
   app.add_option("--channels", cnn.channels, "Output channels of the first convolution (the second has twice as many)")
       ->capture_default_str()
       ->check(training::size_range(512));
-  app.add_option("--hidden", cnn.hidden, "Units of the hidden fully connected layer")->capture_default_str()->check(training::size_range(8192));
+  app.add_option("--hidden", cnn.hidden, "Units of the hidden fully connected layer")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   app.add_option("--dropout", cnn.dropout, "Dropout probability before each fully connected layer")->capture_default_str();
   app.add_option("--weight-decay", cnn.weight_decay, "Adam's L2 weight decay")->capture_default_str();
   app.add_flag("--augment", cnn.augment, "Random shifts (up to 2 pixels) and horizontal flips of the training images");

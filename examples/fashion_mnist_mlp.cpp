@@ -23,8 +23,12 @@ int example_main(int argc, char** argv) {
   training::add_common_options(app, common);
   int64_t hidden1 = 512, hidden2 = 256;
   double dropout = 0.3, l2 = 1e-5;
-  app.add_option("--hidden1", hidden1, "Units of the first hidden layer")->capture_default_str()->check(training::size_range(16384));
-  app.add_option("--hidden2", hidden2, "Units of the second hidden layer")->capture_default_str()->check(training::size_range(16384));
+  app.add_option("--hidden1", hidden1, "Units of the first hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(16384));
+  app.add_option("--hidden2", hidden2, "Units of the second hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(16384));
   app.add_option("--dropout", dropout, "Dropout probability after each hidden layer")->capture_default_str();
   app.add_option("--l2", l2, "L2 penalty: lambda in loss + lambda/2 * sum of squared weights")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

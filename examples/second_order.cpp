@@ -96,7 +96,9 @@ int example_main(int argc, char** argv) {
   int64_t iterations = 25, hidden = 16, cg_iterations = 30;
   double gd_lr = 0.1;
   uint64_t seed = 0;
-  app.add_option("--iterations", iterations, "Outer iterations of each optimiser")->capture_default_str()->check(training::size_range(1000000));
+  app.add_option("--iterations", iterations, "Outer iterations of each optimiser")
+      ->capture_default_str()
+      ->check(training::size_range(1000000));
   app.add_option("--hidden", hidden, "Units per hidden layer")->capture_default_str()->check(training::size_range(4096));
   app.add_option("--cg-iterations", cg_iterations, "Newton-CG: most conjugate-gradient steps per Newton step")
       ->capture_default_str()

@@ -161,13 +161,23 @@ int example_main(int argc, char** argv) {
   std::string data_dir;
   app.add_option("--depth", depth, "Hidden layers")->capture_default_str()->check(training::size_range(1000, 2));
   app.add_option("--width", width, "Units per hidden layer")->capture_default_str()->check(training::size_range(8192));
-  app.add_option("--measure-batches", measure_batches, "Batches the gradient norms are averaged over")->capture_default_str()->check(training::size_range(1000000));
-  app.add_option("--steps", steps, "SGD steps of training for each network")->capture_default_str()->check(training::size_range(10000000));
-  app.add_option("--batch-size", batch_size, "Examples per batch")->capture_default_str()->check(training::size_range(int64_t{1} << 20));
+  app.add_option("--measure-batches", measure_batches, "Batches the gradient norms are averaged over")
+      ->capture_default_str()
+      ->check(training::size_range(1000000));
+  app.add_option("--steps", steps, "SGD steps of training for each network")
+      ->capture_default_str()
+      ->check(training::size_range(10000000));
+  app.add_option("--batch-size", batch_size, "Examples per batch")
+      ->capture_default_str()
+      ->check(training::size_range(int64_t{1} << 20));
   app.add_option("--lr", lr, "SGD learning rate (the same for both networks)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Random seed")->capture_default_str();
-  app.add_option("--limit-train", limit_train, "Use only N random training examples (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--limit-test", limit_test, "Use only N random test examples (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-train", limit_train, "Use only N random training examples (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-test", limit_test, "Use only N random test examples (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--data-dir", data_dir, "Fashion-MNIST directory");
   CLI11_PARSE(app, argc, argv);
   if (depth < 2 || width <= 0 || measure_batches <= 0 || steps <= 0 || batch_size <= 0 || !(lr > 0)) {

@@ -249,8 +249,9 @@ BookResult train_like_the_book(const BookSetup& setup, const training::CommonOpt
                            training::format_duration(result.seconds));
   if (result.best_epoch >= 0)
     std::cout << fmt::format("; best {:.2f}% in epoch {}", 100.0 * result.best_test.accuracy(), result.best_epoch);
-  std::cout << fmt::format("\noutputs in {}/ ({})\n", options.out_dir,
-                           training::written_outputs(options.out_dir, {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"}));
+  const std::string outputs =
+      training::written_outputs(options.out_dir, {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"});
+  std::cout << fmt::format("\noutputs in {}/ ({})\n", options.out_dir, outputs);
   if (result.exit_code() != 0)
     std::cerr << fmt::format("error: the {} {} did not go down (untrained {:.4f}, final {:.4f})\n", watched_name, setup.cost_name,
                              result.initial_cost, result.final_cost);

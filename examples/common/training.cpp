@@ -593,7 +593,8 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
   const int64_t epochs_done = result.history.empty() ? 0 : result.history.back().epoch;
   std::cout << fmt::format("{}: {} after {} epoch{}; {} wall time in all; outputs in {}/ ({})\n", setup.name, accuracy,
                            epochs_done, epochs_done == 1 ? "" : "s", format_duration(program_seconds), options.out_dir,
-                           written_outputs(options.out_dir, {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"}));
+                           written_outputs(options.out_dir,
+                                           {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"}));
   if (!result.learned() && !result.history.empty())
     std::cerr << fmt::format("error: the loss did not go down (initial {:.4f}, final {:.4f})\n", result.initial_loss, result.final_loss);
   return result;
