@@ -69,7 +69,8 @@ XG_MODULE(BookConvNet);
 
 }  // namespace
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   CLI::App app{"Nielsen's network3.py convolutional network on real MNIST digits: conv-pool layers, ReLU, dropout, expanded data"};
   training::CommonOptions common;
   common.epochs = 20;
@@ -83,7 +84,9 @@ int main(int argc, char** argv) {
   double dropout = 0.5, lambda = 0.0;
   int64_t hidden = 1000, shift = 1;
   app.add_option("--dropout", dropout, "Dropout probability on the inputs of the three top layers")->capture_default_str();
-  app.add_option("--hidden", hidden, "Neurons in each of the two fully connected layers")->capture_default_str();
+  app.add_option("--hidden", hidden, "Neurons in each of the two fully connected layers")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   app.add_option("--shift", shift, "Expand the training data: shift each image by up to this many pixels (0 = off)")
       ->capture_default_str();
   app.add_option("--lambda", lambda, "L2 regularisation: + lambda/(2n) * sum of squared weights (the book's last run: 0)")
@@ -95,40 +98,37 @@ int main(int argc, char** argv) {
   }
   training::apply_common_options(common, "book_conv");
 
-  try {
-    const training::DataSplits data = book::load_mnist_digits(common);
-    xg::data::BatchTransform expand;
-    if (shift > 0) expand = xg::data::transforms::RandomTranslate(shift);
-    xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1),
-                                      expand);
-    std::unique_ptr<xg::data::DataLoader> val_loader;
-    if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(500));
-    xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(500));
-    const double training_digits = static_cast<double>(data.train->size());
+  const training::DataSplits data = book::load_mnist_digits(common);
+  xg::data::BatchTransform expand;
+  if (shift > 0) expand = xg::data::transforms::RandomTranslate(shift);
+  xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1),
+                                    expand);
+  std::unique_ptr<xg::data::DataLoader> val_loader;
+  if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(500));
+  xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(500));
+  const double training_digits = static_cast<double>(data.train->size());
 
-    BookConvNet model(dropout, hidden);
-    xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
+  BookConvNet model(dropout, hidden);
+  xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
 
-    book::BookSetup setup;
-    setup.name = "book_conv";
-    setup.cost_name = "log-likelihood cost";
-    setup.model = model.ptr();
-    setup.forward = [&](const xg::Tensor& images) { return model(images); };
-    setup.summed_cost = [](const xg::Tensor& log_probabilities, const xg::Tensor& labels) {
-      return F::nll_loss(log_probabilities, labels, nn::NLLLossOptions().reduction("sum"));
-    };
-    setup.training_cost = [&](const xg::Tensor& log_probabilities, const xg::Tensor& labels) {
-      xg::Tensor cost = F::nll_loss(log_probabilities, labels);
-      if (lambda > 0) cost = cost + nn::l2_penalty(*model) * (lambda / (2.0 * training_digits));
-      return cost;
-    };
-    setup.optimizer = &optimizer;
-    setup.train_loader = &train_loader;
-    setup.val_loader = val_loader.get();
-    setup.test_loader = &test_loader;
-    return book::train_like_the_book(setup, common).exit_code();
-  } catch (const xg::Error& error) {
-    std::cerr << "error: " << error.what() << "\n";
-    return 1;
-  }
+  book::BookSetup setup;
+  setup.name = "book_conv";
+  setup.cost_name = "log-likelihood cost";
+  setup.model = model.ptr();
+  setup.forward = [&](const xg::Tensor& images) { return model(images); };
+  setup.summed_cost = [](const xg::Tensor& log_probabilities, const xg::Tensor& labels) {
+    return F::nll_loss(log_probabilities, labels, nn::NLLLossOptions().reduction("sum"));
+  };
+  setup.training_cost = [&](const xg::Tensor& log_probabilities, const xg::Tensor& labels) {
+    xg::Tensor cost = F::nll_loss(log_probabilities, labels);
+    if (lambda > 0) cost = cost + nn::l2_penalty(*model) * (lambda / (2.0 * training_digits));
+    return cost;
+  };
+  setup.optimizer = &optimizer;
+  setup.train_loader = &train_loader;
+  setup.val_loader = val_loader.get();
+  setup.test_loader = &test_loader;
+  return book::train_like_the_book(setup, common).exit_code();
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

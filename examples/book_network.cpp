@@ -14,7 +14,8 @@
 
 namespace nn = xg::nn;
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   CLI::App app{"Nielsen's network.py on real MNIST digits: 784-30-10 sigmoid network, quadratic cost, mini-batch SGD"};
   training::CommonOptions common;
   common.epochs = 30;
@@ -26,7 +27,9 @@ int main(int argc, char** argv) {
   common.threads = 1;
   training::add_common_options(app, common);
   int64_t hidden = 30;
-  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")->capture_default_str();
+  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   CLI11_PARSE(app, argc, argv);
   if (hidden <= 0) {
     std::cerr << "error: --hidden must be positive (see --help)\n";
@@ -34,41 +37,38 @@ int main(int argc, char** argv) {
   }
   training::apply_common_options(common, "book_network");
 
-  try {
-    const training::DataSplits data = book::load_mnist_digits(common);
-    xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1));
-    std::unique_ptr<xg::data::DataLoader> val_loader;
-    if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(1000));
-    xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000));
+  const training::DataSplits data = book::load_mnist_digits(common);
+  xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1));
+  std::unique_ptr<xg::data::DataLoader> val_loader;
+  if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(1000));
+  xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000));
 
-    nn::Linear hidden_layer(784, hidden), output_layer(hidden, 10);
-    // network.py draws every weight and bias from N(0, 1).
-    for (nn::Linear* layer : {&hidden_layer, &output_layer}) {
-      nn::init::normal_((*layer)->weight, 0.0, 1.0);
-      nn::init::normal_((*layer)->bias, 0.0, 1.0);
-    }
-    nn::Sequential model(nn::Flatten(), hidden_layer, nn::Sigmoid(), output_layer, nn::Sigmoid());
-    xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
-
-    book::BookSetup setup;
-    setup.name = "book_network";
-    setup.cost_name = "quadratic cost";
-    setup.model = model.ptr();
-    setup.forward = [&](const xg::Tensor& images) { return model(images); };
-    // C_x = 1/2 ||a - y||^2 per digit; SGD follows its mean over the mini-batch (the book's eta/m * sum).
-    setup.summed_cost = [](const xg::Tensor& activations, const xg::Tensor& labels) {
-      return ((activations - book::one_hot_targets(labels, activations)).pow(2.0)).sum() * 0.5;
-    };
-    setup.training_cost = [&](const xg::Tensor& activations, const xg::Tensor& labels) {
-      return setup.summed_cost(activations, labels) / static_cast<double>(labels.size(0));
-    };
-    setup.optimizer = &optimizer;
-    setup.train_loader = &train_loader;
-    setup.val_loader = val_loader.get();
-    setup.test_loader = &test_loader;
-    return book::train_like_the_book(setup, common).exit_code();
-  } catch (const xg::Error& error) {
-    std::cerr << "error: " << error.what() << "\n";
-    return 1;
+  nn::Linear hidden_layer(784, hidden), output_layer(hidden, 10);
+  // network.py draws every weight and bias from N(0, 1).
+  for (nn::Linear* layer : {&hidden_layer, &output_layer}) {
+    nn::init::normal_((*layer)->weight, 0.0, 1.0);
+    nn::init::normal_((*layer)->bias, 0.0, 1.0);
   }
+  nn::Sequential model(nn::Flatten(), hidden_layer, nn::Sigmoid(), output_layer, nn::Sigmoid());
+  xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
+
+  book::BookSetup setup;
+  setup.name = "book_network";
+  setup.cost_name = "quadratic cost";
+  setup.model = model.ptr();
+  setup.forward = [&](const xg::Tensor& images) { return model(images); };
+  // C_x = 1/2 ||a - y||^2 per digit; SGD follows its mean over the mini-batch (the book's eta/m * sum).
+  setup.summed_cost = [](const xg::Tensor& activations, const xg::Tensor& labels) {
+    return ((activations - book::one_hot_targets(labels, activations)).pow(2.0)).sum() * 0.5;
+  };
+  setup.training_cost = [&](const xg::Tensor& activations, const xg::Tensor& labels) {
+    return setup.summed_cost(activations, labels) / static_cast<double>(labels.size(0));
+  };
+  setup.optimizer = &optimizer;
+  setup.train_loader = &train_loader;
+  setup.val_loader = val_loader.get();
+  setup.test_loader = &test_loader;
+  return book::train_like_the_book(setup, common).exit_code();
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

@@ -26,7 +26,8 @@
 namespace nn = xg::nn;
 namespace F = xg::nn::functional;
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   CLI::App app{"Nielsen's network2.py on real MNIST digits: cross-entropy cost, L2 regularisation, 1/sqrt(n_in) initialisation"};
   training::CommonOptions common;
   common.epochs = 30;
@@ -39,7 +40,9 @@ int main(int argc, char** argv) {
   training::add_common_options(app, common);
   int64_t hidden = 100;
   double lambda = 0.0;
-  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")->capture_default_str();
+  app.add_option("--hidden", hidden, "Sigmoid neurons in the hidden layer")
+      ->capture_default_str()
+      ->check(training::size_range(8192));
   CLI::Option* lambda_option = app.add_option(
       "--lambda", lambda,
       "L2 regularisation: + lambda/(2n) * sum of squared weights, n = training digits. Default: 5.0 * n / 50,000, the "
@@ -51,50 +54,47 @@ int main(int argc, char** argv) {
   }
   training::apply_common_options(common, "book_network2");
 
-  try {
-    const training::DataSplits data = book::load_mnist_digits(common);
-    xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1));
-    std::unique_ptr<xg::data::DataLoader> val_loader;
-    if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(1000));
-    xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000));
-    const double training_digits = static_cast<double>(data.train->size());
-    // The book uses lambda = 0.1 for 1,000 training digits and 5.0 for 50,000: it keeps the weight decay factor
-    // 1 - eta lambda / n of each step fixed. For our n the same decay is 5.0 * n / 50,000.
-    if (lambda_option->count() == 0) lambda = 5.0 * training_digits / 50000.0;
-    std::cout << fmt::format("L2 regularisation: lambda = {:.3g}, weight decay factor 1 - eta lambda / n = {:.6f}\n", lambda,
-                             1.0 - common.lr * lambda / training_digits);
+  const training::DataSplits data = book::load_mnist_digits(common);
+  xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1));
+  std::unique_ptr<xg::data::DataLoader> val_loader;
+  if (data.val) val_loader = std::make_unique<xg::data::DataLoader>(data.val, xg::data::DataLoaderOptions(1000));
+  xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000));
+  const double training_digits = static_cast<double>(data.train->size());
+  // The book uses lambda = 0.1 for 1,000 training digits and 5.0 for 50,000: it keeps the weight decay factor
+  // 1 - eta lambda / n of each step fixed. For our n the same decay is 5.0 * n / 50,000.
+  if (lambda_option->count() == 0) lambda = 5.0 * training_digits / 50000.0;
+  std::cout << fmt::format("L2 regularisation: lambda = {:.3g}, weight decay factor 1 - eta lambda / n = {:.6f}\n", lambda,
+                           1.0 - common.lr * lambda / training_digits);
 
-    nn::Linear hidden_layer(784, hidden), output_layer(hidden, 10);
-    // network2.py's default_weight_initializer.
-    for (nn::Linear* layer : {&hidden_layer, &output_layer}) {
-      nn::init::normal_((*layer)->weight, 0.0, 1.0 / std::sqrt(static_cast<double>((*layer)->options.in_features())));
-      nn::init::normal_((*layer)->bias, 0.0, 1.0);
-    }
-    // The model ends with the output layer's weighted inputs z; the outputs a = sigmoid(z) live inside the
-    // cost (binary_cross_entropy_with_logits computes the cross-entropy from z without rounding a to 0 or 1).
-    // argmax z = argmax a, so accuracy is unaffected.
-    nn::Sequential model(nn::Flatten(), hidden_layer, nn::Sigmoid(), output_layer);
-    xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
-
-    book::BookSetup setup;
-    setup.name = "book_network2";
-    setup.cost_name = "cross-entropy cost";
-    setup.model = model.ptr();
-    setup.forward = [&](const xg::Tensor& images) { return model(images); };
-    setup.summed_cost = [](const xg::Tensor& z, const xg::Tensor& labels) {
-      return F::binary_cross_entropy_with_logits(z, book::one_hot_targets(labels, z), nn::BCEWithLogitsLossOptions().reduction("sum"));
-    };
-    // l2_penalty leaves the biases out, as the book does.
-    setup.training_cost = [&](const xg::Tensor& z, const xg::Tensor& labels) {
-      return setup.summed_cost(z, labels) / static_cast<double>(labels.size(0)) + nn::l2_penalty(*model) * (lambda / (2.0 * training_digits));
-    };
-    setup.optimizer = &optimizer;
-    setup.train_loader = &train_loader;
-    setup.val_loader = val_loader.get();
-    setup.test_loader = &test_loader;
-    return book::train_like_the_book(setup, common).exit_code();
-  } catch (const xg::Error& error) {
-    std::cerr << "error: " << error.what() << "\n";
-    return 1;
+  nn::Linear hidden_layer(784, hidden), output_layer(hidden, 10);
+  // network2.py's default_weight_initializer.
+  for (nn::Linear* layer : {&hidden_layer, &output_layer}) {
+    nn::init::normal_((*layer)->weight, 0.0, 1.0 / std::sqrt(static_cast<double>((*layer)->options.in_features())));
+    nn::init::normal_((*layer)->bias, 0.0, 1.0);
   }
+  // The model ends with the output layer's weighted inputs z; the outputs a = sigmoid(z) live inside the
+  // cost (binary_cross_entropy_with_logits computes the cross-entropy from z without rounding a to 0 or 1).
+  // argmax z = argmax a, so accuracy is unaffected.
+  nn::Sequential model(nn::Flatten(), hidden_layer, nn::Sigmoid(), output_layer);
+  xg::optim::SGD optimizer(model->parameters(), xg::optim::SGDOptions(common.lr));
+
+  book::BookSetup setup;
+  setup.name = "book_network2";
+  setup.cost_name = "cross-entropy cost";
+  setup.model = model.ptr();
+  setup.forward = [&](const xg::Tensor& images) { return model(images); };
+  setup.summed_cost = [](const xg::Tensor& z, const xg::Tensor& labels) {
+    return F::binary_cross_entropy_with_logits(z, book::one_hot_targets(labels, z), nn::BCEWithLogitsLossOptions().reduction("sum"));
+  };
+  // l2_penalty leaves the biases out, as the book does.
+  setup.training_cost = [&](const xg::Tensor& z, const xg::Tensor& labels) {
+    return setup.summed_cost(z, labels) / static_cast<double>(labels.size(0)) + nn::l2_penalty(*model) * (lambda / (2.0 * training_digits));
+  };
+  setup.optimizer = &optimizer;
+  setup.train_loader = &train_loader;
+  setup.val_loader = val_loader.get();
+  setup.test_loader = &test_loader;
+  return book::train_like_the_book(setup, common).exit_code();
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

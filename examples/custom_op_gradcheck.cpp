@@ -22,6 +22,8 @@
 #include <fmt/format.h>
 #include <xgrad/xgrad.hpp>
 
+#include "common/training.hpp"
+
 namespace nn = xg::nn;
 namespace F = xg::nn::functional;
 using xg::Tensor;
@@ -135,15 +137,18 @@ XG_MODULE(SquareplusNet);
 
 }  // namespace
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   CLI::App app{"A custom differentiable op (squareplus): gradcheck, gradgradcheck, a wrong backward's report, then training"};
   int64_t steps = 1500, hidden = 32, points_per_class = 200;
   double lr = 0.01;
   uint64_t seed = 0;
-  app.add_option("--steps", steps, "Full-batch Adam steps on the spirals")->capture_default_str();
-  app.add_option("--hidden", hidden, "Units per hidden layer")->capture_default_str();
-  app.add_option("--points", points_per_class, "Points per spiral")->capture_default_str();
-  app.add_option("--lr", lr, "Adam learning rate")->capture_default_str();
+  app.add_option("--steps", steps, "Full-batch Adam steps on the spirals")
+      ->capture_default_str()
+      ->check(training::size_range(10000000));
+  app.add_option("--hidden", hidden, "Units per hidden layer")->capture_default_str()->check(training::size_range(8192));
+  app.add_option("--points", points_per_class, "Points per spiral")->capture_default_str()->check(training::size_range(1000000));
+  app.add_option("--lr", lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Random seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (steps <= 0 || hidden <= 0 || points_per_class <= 0 || !(lr > 0)) {
@@ -152,74 +157,71 @@ int main(int argc, char** argv) {
   }
   xg::manual_seed(seed);
 
-  try {
-    // ---- 1-3: the checks, in float64 at points away from anything singular (b > 0 everywhere) ----
-    const Tensor x = xg::randn({3, 4}, xg::TensorOptions(xg::kFloat64)).requires_grad_();
-    const Tensor b = (xg::rand({4}, xg::TensorOptions(xg::kFloat64)) + 0.5).requires_grad_();
-    auto check_op = [&](auto op_tag, bool second_order) {
-      using Op = decltype(op_tag);
-      auto fn = [](const TensorList& inputs) { return Op::apply(inputs[0], inputs[1]); };
-      if (second_order) xg::autograd::gradgradcheck(fn, {x, b});
-      else xg::autograd::gradcheck(fn, {x, b});
-    };
+  // ---- 1-3: the checks, in float64 at points away from anything singular (b > 0 everywhere) ----
+  const Tensor x = xg::randn({3, 4}, xg::TensorOptions(xg::kFloat64)).requires_grad_();
+  const Tensor b = (xg::rand({4}, xg::TensorOptions(xg::kFloat64)) + 0.5).requires_grad_();
+  auto check_op = [&](auto op_tag, bool second_order) {
+    using Op = decltype(op_tag);
+    auto fn = [](const TensorList& inputs) { return Op::apply(inputs[0], inputs[1]); };
+    if (second_order) xg::autograd::gradgradcheck(fn, {x, b});
+    else xg::autograd::gradcheck(fn, {x, b});
+  };
 
-    std::cout << "1. squareplus(x, b) = (x + sqrt(x^2 + b)) / 2, x [3, 4], b [4] (broadcast), float64\n";
-    const bool first_ok = report("gradcheck    ", [&] { check_op(Squareplus{}, false); });
-    const bool second_ok = report("gradgradcheck", [&] { check_op(Squareplus{}, true); });
+  std::cout << "1. squareplus(x, b) = (x + sqrt(x^2 + b)) / 2, x [3, 4], b [4] (broadcast), float64\n";
+  const bool first_ok = report("gradcheck    ", [&] { check_op(Squareplus{}, false); });
+  const bool second_ok = report("gradgradcheck", [&] { check_op(Squareplus{}, true); });
 
-    std::cout << "\n2. a wrong backward (dy/dx without its factor 1/2): what gradcheck reports\n";
-    const bool wrong_caught = !report("gradcheck    ", [&] { check_op(SquareplusWrongBackward{}, false); });
+  std::cout << "\n2. a wrong backward (dy/dx without its factor 1/2): what gradcheck reports\n";
+  const bool wrong_caught = !report("gradcheck    ", [&] { check_op(SquareplusWrongBackward{}, false); });
 
-    std::cout << "\n3. a backward that reuses sqrt(x^2 + b) cached by forward\n";
-    const bool cached_first_ok = report("gradcheck    ", [&] { check_op(SquareplusCachedRoot{}, false); });
-    const bool cached_caught = !report("gradgradcheck", [&] { check_op(SquareplusCachedRoot{}, true); });
+  std::cout << "\n3. a backward that reuses sqrt(x^2 + b) cached by forward\n";
+  const bool cached_first_ok = report("gradcheck    ", [&] { check_op(SquareplusCachedRoot{}, false); });
+  const bool cached_caught = !report("gradgradcheck", [&] { check_op(SquareplusCachedRoot{}, true); });
 
-    // Not an assertion on xgrad's output but on this program's claims: if a check did not behave as the
-    // text above says, say so and fail.
-    if (!(first_ok && second_ok && wrong_caught && cached_first_ok && cached_caught)) {
-      std::cerr << "error: the checks did not come out as expected (see above)\n";
-      return 1;
-    }
-
-    // ---- 4: training with the op ----
-    std::cout << fmt::format("\n4. training a 2-{0}-{0}-2 squareplus network on two spirals ({1} points), Adam lr {2}\n", hidden,
-                             2 * points_per_class, lr);
-    const auto [train_points, train_labels] = make_spirals(points_per_class, seed + 1);
-    const auto [test_points, test_labels] = make_spirals(points_per_class, seed + 2);
-    SquareplusNet model(hidden);
-    xg::optim::Adam optimizer(model->parameters(), xg::optim::AdamOptions(lr));
-    auto accuracy = [&](const Tensor& points, const Tensor& labels) {
-      xg::NoGradGuard no_grad;
-      return xg::eq(model(points).argmax(1), labels).to(xg::kFloat64).mean().item<double>();
-    };
-    double first_loss = 0.0, last_loss = 0.0;
-    for (int64_t step = 0; step <= steps; ++step) {
-      optimizer.zero_grad();
-      const Tensor loss = F::cross_entropy(model(train_points), train_labels);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) {
-        std::cerr << fmt::format("error: the loss became {} at step {}; try a smaller --lr\n", value, step);
-        return 1;
-      }
-      if (step == 0) first_loss = value;
-      last_loss = value;
-      if (step % std::max<int64_t>(1, steps / 6) == 0 || step == steps)
-        std::cout << fmt::format("  step {:5d}: loss {:.4f}, train accuracy {:.1f}%, b = {:.3f}, {:.3f}\n", step, value,
-                                 100.0 * accuracy(train_points, train_labels), xg::softplus(model->softness1).item<double>(),
-                                 xg::softplus(model->softness2).item<double>());
-      if (step == steps) break;
-      loss.backward();
-      optimizer.step();
-    }
-    std::cout << fmt::format("custom_op_gradcheck: test accuracy {:.1f}% on {} fresh spiral points; loss {:.4f} -> {:.4f}\n",
-                             100.0 * accuracy(test_points, test_labels), test_labels.numel(), first_loss, last_loss);
-    if (!(last_loss < first_loss)) {
-      std::cerr << "error: the loss did not go down\n";
-      return 1;
-    }
-    return 0;
-  } catch (const xg::Error& error) {
-    std::cerr << "error: " << error.what() << "\n";
+  // Not an assertion on xgrad's output but on this program's claims: if a check did not behave as the
+  // text above says, say so and fail.
+  if (!(first_ok && second_ok && wrong_caught && cached_first_ok && cached_caught)) {
+    std::cerr << "error: the checks did not come out as expected (see above)\n";
     return 1;
   }
+
+  // ---- 4: training with the op ----
+  std::cout << fmt::format("\n4. training a 2-{0}-{0}-2 squareplus network on two spirals ({1} points), Adam lr {2}\n", hidden,
+                           2 * points_per_class, lr);
+  const auto [train_points, train_labels] = make_spirals(points_per_class, seed + 1);
+  const auto [test_points, test_labels] = make_spirals(points_per_class, seed + 2);
+  SquareplusNet model(hidden);
+  xg::optim::Adam optimizer(model->parameters(), xg::optim::AdamOptions(lr));
+  auto accuracy = [&](const Tensor& points, const Tensor& labels) {
+    xg::NoGradGuard no_grad;
+    return xg::eq(model(points).argmax(1), labels).to(xg::kFloat64).mean().item<double>();
+  };
+  double first_loss = 0.0, last_loss = 0.0;
+  for (int64_t step = 0; step <= steps; ++step) {
+    optimizer.zero_grad();
+    const Tensor loss = F::cross_entropy(model(train_points), train_labels);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      std::cerr << fmt::format("error: the loss became {} at step {}; try a smaller --lr\n", value, step);
+      return 1;
+    }
+    if (step == 0) first_loss = value;
+    last_loss = value;
+    if (step % std::max<int64_t>(1, steps / 6) == 0 || step == steps)
+      std::cout << fmt::format("  step {:5d}: loss {:.4f}, train accuracy {:.1f}%, b = {:.3f}, {:.3f}\n", step, value,
+                               100.0 * accuracy(train_points, train_labels), xg::softplus(model->softness1).item<double>(),
+                               xg::softplus(model->softness2).item<double>());
+    if (step == steps) break;
+    loss.backward();
+    optimizer.step();
+  }
+  std::cout << fmt::format("custom_op_gradcheck: test accuracy {:.1f}% on {} fresh spiral points; loss {:.4f} -> {:.4f}\n",
+                           100.0 * accuracy(test_points, test_labels), test_labels.numel(), first_loss, last_loss);
+  if (!(last_loss < first_loss)) {
+    std::cerr << "error: the loss did not go down\n";
+    return 1;
+  }
+  return 0;
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

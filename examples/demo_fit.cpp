@@ -8,6 +8,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "common/training.hpp"
+
 namespace {
 
 struct Settings {
@@ -55,8 +57,11 @@ Settings parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if (s.hidden <= 0 || s.steps <= 0 || s.batch <= 0 || !(s.lr > 0)) {
-    std::cerr << "demo_fit: sizes and the learning rate must be positive\n";
+  // Upper bounds far above any sensible run: a typo must not become an allocation of terabytes.
+  if (s.hidden <= 0 || s.hidden > 65536 || s.steps <= 0 || s.steps > 100000000 || s.batch <= 0 || s.batch > (1 << 20) ||
+      !(s.lr > 0) || !std::isfinite(s.lr)) {
+    std::cerr << "demo_fit: --hidden must be in [1, 65536], --steps in [1, 1e8], --batch in [1, 1048576] and --lr a positive "
+                 "number\n";
     std::exit(2);
   }
   return s;
@@ -66,7 +71,8 @@ xg::Tensor target(const xg::Tensor& x) { return xg::sin(x) + xg::cos(x * 3.0) * 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   const Settings s = parse(argc, argv);
   xg::manual_seed(s.seed);
 
@@ -105,11 +111,16 @@ int main(int argc, char** argv) {
         param.sub_(p.grad() * s.lr);
       }
     }
-    if (step % (s.steps / 10 > 0 ? s.steps / 10 : 1) == 0)
+    if (step % (s.steps / 10 > 0 ? s.steps / 10 : 1) == 0) {
+      const double value = loss.item<double>();
+      XG_CHECK(std::isfinite(value), "demo_fit: the training loss became {} at step {}: training diverged (try a smaller --lr)",
+               value, step);
       std::cout << "step " << std::string(5 - std::min<size_t>(5, std::to_string(step).size()), ' ') << step
-                << "  train loss " << loss.item<double>() << "  eval MSE " << evaluate() << "\n";
+                << "  train loss " << value << "  eval MSE " << evaluate() << "\n";
+    }
   }
   const double final_mse = evaluate();
+  XG_CHECK(std::isfinite(final_mse), "demo_fit: the evaluation MSE became {}: training diverged (try a smaller --lr)", final_mse);
   std::cout << "final eval MSE " << final_mse << " (from " << initial << ")\n";
   {
     xg::NoGradGuard no_grad;
@@ -121,3 +132,5 @@ int main(int argc, char** argv) {
   }
   return final_mse < initial ? 0 : 1;
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

@@ -29,6 +29,7 @@ int main() {
 #else
 
 #include <chrono>
+#include <cmath>
 #include <sstream>
 
 namespace {
@@ -157,6 +158,11 @@ int train(const Settings& s) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     auto totals = sum_over_ranks({loss_sum, examples});
     const double epoch_loss = totals[0] / totals[1];
+    // The same all-reduced value on every rank, so all ranks stop together, before rank 0 overwrites the
+    // last good checkpoint with diverged weights.
+    XG_CHECK(std::isfinite(epoch_loss),
+             "fashion_mnist_ddp: the training loss became {} in epoch {}: training diverged (try a smaller --lr){}", epoch_loss,
+             epoch + 1, epoch > 0 && !s.checkpoint.empty() ? fmt::format("; the checkpoint of epoch {} is kept", epoch) : "");
     const double accuracy = evaluate(model, test_set);
     if (epoch == 0) first_epoch_loss = epoch_loss;
     last_epoch_loss = epoch_loss;
@@ -187,7 +193,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Data-parallel CNN training on Fashion-MNIST over MPI (run with mpirun -np N)"};
     app.add_option("--data", s.data, "directory with the Fashion-MNIST idx files (raw or .gz)");
     app.add_option("--epochs", s.epochs, "passes over the training set")->check(CLI::PositiveNumber);
-    app.add_option("--batch-size", s.batch_size, "examples per process and step")->check(CLI::PositiveNumber);
+    app.add_option("--batch-size", s.batch_size, "examples per process and step")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
     app.add_option("--lr", s.lr, "SGD learning rate")->check(CLI::PositiveNumber);
     app.add_option("--momentum", s.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
     app.add_option("--limit", s.limit, "use only the first N training examples (0: all)")->check(CLI::NonNegativeNumber);

@@ -40,7 +40,8 @@ XG_MODULE(RowLSTM);
 
 }  // namespace
 
-int main(int argc, char** argv) {
+/// main's body: training::run_main reports any exception that leaves it and exits non-zero.
+int example_main(int argc, char** argv) {
   CLI::App app{"Fashion-MNIST with an LSTM reading each image row by row (28 steps of 28 pixels)"};
   training::CommonOptions common;
   common.epochs = 8;
@@ -49,8 +50,8 @@ int main(int argc, char** argv) {
   training::add_common_options(app, common);
   int64_t hidden = 128, layers = 1;
   double clip = 1.0;
-  app.add_option("--hidden", hidden, "LSTM hidden units")->capture_default_str();
-  app.add_option("--layers", layers, "Stacked LSTM layers")->capture_default_str();
+  app.add_option("--hidden", hidden, "LSTM hidden units")->capture_default_str()->check(training::size_range(4096));
+  app.add_option("--layers", layers, "Stacked LSTM layers")->capture_default_str()->check(training::size_range(64));
   app.add_option("--clip", clip, "Clip the gradients' total norm to this (0 = off)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (hidden <= 0 || layers <= 0 || clip < 0) {
@@ -59,32 +60,29 @@ int main(int argc, char** argv) {
   }
   training::apply_common_options(common, "fashion_mnist_lstm");
 
-  try {
-    const training::DataSplits data = training::load_fashion_mnist(common);
-    const xg::data::transforms::Normalize normalize({0.2860}, {0.3530});
-    xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1),
-                                      normalize);
-    xg::data::DataLoader val_loader(data.val, xg::data::DataLoaderOptions(1000), normalize);
-    xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000), normalize);
+  const training::DataSplits data = training::load_fashion_mnist(common);
+  const xg::data::transforms::Normalize normalize({0.2860}, {0.3530});
+  xg::data::DataLoader train_loader(data.train, xg::data::DataLoaderOptions(common.batch_size).shuffle(true).seed(common.seed + 1),
+                                    normalize);
+  xg::data::DataLoader val_loader(data.val, xg::data::DataLoaderOptions(1000), normalize);
+  xg::data::DataLoader test_loader(data.test, xg::data::DataLoaderOptions(1000), normalize);
 
-    RowLSTM model(hidden, layers);
-    xg::optim::Adam optimizer(model->parameters(), xg::optim::AdamOptions(common.lr));
-    xg::optim::CosineAnnealingLR scheduler(optimizer, std::max<int64_t>(common.epochs, 1));
+  RowLSTM model(hidden, layers);
+  xg::optim::Adam optimizer(model->parameters(), xg::optim::AdamOptions(common.lr));
+  xg::optim::CosineAnnealingLR scheduler(optimizer, std::max<int64_t>(common.epochs, 1));
 
-    training::TrainSetup setup;
-    setup.name = "fashion_mnist_lstm";
-    setup.model = model.ptr();
-    setup.forward = [&](const xg::Tensor& x) { return model(x); };
-    setup.optimizer = &optimizer;
-    setup.scheduler = &scheduler;
-    // Recurrent nets can have exploding gradients through time: clipping the norm keeps steps bounded.
-    setup.max_grad_norm = clip;
-    setup.train_loader = &train_loader;
-    setup.val_loader = &val_loader;
-    setup.test_loader = &test_loader;
-    return training::fit(setup, common).exit_code();
-  } catch (const xg::Error& error) {
-    std::cerr << "error: " << error.what() << "\n";
-    return 1;
-  }
+  training::TrainSetup setup;
+  setup.name = "fashion_mnist_lstm";
+  setup.model = model.ptr();
+  setup.forward = [&](const xg::Tensor& x) { return model(x); };
+  setup.optimizer = &optimizer;
+  setup.scheduler = &scheduler;
+  // Recurrent nets can have exploding gradients through time: clipping the norm keeps steps bounded.
+  setup.max_grad_norm = clip;
+  setup.train_loader = &train_loader;
+  setup.val_loader = &val_loader;
+  setup.test_loader = &test_loader;
+  return training::fit(setup, common).exit_code();
 }
+
+int main(int argc, char** argv) { return training::run_main(argc, argv, example_main); }

@@ -54,7 +54,7 @@ training::DataSplits load_mnist_digits(const training::CommonOptions& options) {
   try {
     train = std::make_shared<xg::data::MNIST>(root, xg::data::MNIST::Mode::kTrain);
     test = std::make_shared<xg::data::MNIST>(root, xg::data::MNIST::Mode::kTest);
-  } catch (const xg::Error& error) {
+  } catch (const std::exception& error) {  // not only xg::Error: an unreadable file may fail in the stream
     digits_missing(root, fmt::format("the files are unreadable: {}", error.what()));
   }
   // Random subsets (not the first N) so a small limit still sees every digit; fixed seeds so a resumed
@@ -165,16 +165,16 @@ BookResult train_like_the_book(const BookSetup& setup, const training::CommonOpt
     training::ProgressBar progress(fmt::format("Epoch {}", epoch), setup.train_loader->size(), !options.no_progress);
     int64_t correct = 0, batch_index = 0;
     for (const auto& batch : *setup.train_loader) {
+      training::maybe_inject_failure(options, epoch + 1, batch_index, setup.train_loader->size());
       setup.optimizer->zero_grad();
       const Tensor outputs = setup.forward(batch.data);
       const Tensor cost = setup.training_cost(outputs, batch.target);
-      const double cost_value = cost.item<double>();
+      const double cost_value = cost.item<double>();  // read for the progress bar anyway: the check is free
       if (!std::isfinite(cost_value)) {
+        // Thrown before anything is written: the last finished epoch's checkpoint stays the newest output.
         progress.finish();
-        std::cerr << fmt::format("error: the cost became {} in epoch {}, mini-batch {}; try a smaller --lr\n", cost_value, epoch,
-                                 batch_index + 1);
-        result.diverged = true;
-        break;
+        XG_ERROR("book::train_like_the_book: the {} became {} in epoch {}, mini-batch {}: training diverged (try a smaller --lr); {}",
+                 setup.cost_name, cost_value, epoch, batch_index + 1, training::kept_checkpoint_note(epoch));
       }
       cost.backward();
       setup.optimizer->step();
@@ -186,7 +186,6 @@ BookResult train_like_the_book(const BookSetup& setup, const training::CommonOpt
       ++batch_index;
     }
     progress.finish();
-    if (result.diverged) break;
 
     const Score test = score(*setup.model, setup.forward, setup.summed_cost, *setup.test_loader);
     training::EpochMetrics m;
@@ -236,17 +235,13 @@ BookResult train_like_the_book(const BookSetup& setup, const training::CommonOpt
   }
   result.history = metrics.history();
 
-  if (result.diverged) {
-    result.final_cost = std::numeric_limits<double>::infinity();
+  xg::nn::save(*setup.model, model_path);
+  if (result.history.empty()) {
+    result.test = score(*setup.model, setup.forward, setup.summed_cost, *setup.test_loader);
+    result.final_cost = result.initial_cost;
   } else {
-    xg::nn::save(*setup.model, model_path);
-    if (result.history.empty()) {
-      result.test = score(*setup.model, setup.forward, setup.summed_cost, *setup.test_loader);
-      result.final_cost = result.initial_cost;
-    } else {
-      result.final_cost = result.history.back().val_loss;
-      if (resumed && result.best_epoch < 0) result.test = score(*setup.model, setup.forward, setup.summed_cost, *setup.test_loader);
-    }
+    result.final_cost = result.history.back().val_loss;
+    if (resumed && result.best_epoch < 0) result.test = score(*setup.model, setup.forward, setup.summed_cost, *setup.test_loader);
   }
   result.seconds = seconds_since(start);
   std::cout << fmt::format("{}: test accuracy {:.2f}% ({} / {}) after {} epochs in {}", setup.name, 100.0 * result.test.accuracy(),
@@ -254,8 +249,10 @@ BookResult train_like_the_book(const BookSetup& setup, const training::CommonOpt
                            training::format_duration(result.seconds));
   if (result.best_epoch >= 0)
     std::cout << fmt::format("; best {:.2f}% in epoch {}", 100.0 * result.best_test.accuracy(), result.best_epoch);
-  std::cout << fmt::format("\noutputs in {}/ (metrics.csv, curves.png, checkpoint.safetensors, model.safetensors)\n", options.out_dir);
-  if (result.exit_code() != 0 && !result.diverged)
+  const std::string outputs =
+      training::written_outputs(options.out_dir, {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"});
+  std::cout << fmt::format("\noutputs in {}/ ({})\n", options.out_dir, outputs);
+  if (result.exit_code() != 0)
     std::cerr << fmt::format("error: the {} {} did not go down (untrained {:.4f}, final {:.4f})\n", watched_name, setup.cost_name,
                              result.initial_cost, result.final_cost);
   return result;

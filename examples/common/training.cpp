@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <new>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -64,26 +66,60 @@ std::string percent(double fraction) { return std::isnan(fraction) ? "-" : fmt::
 
 }  // namespace
 
+// ---- main -------------------------------------------------------------------------------------------
+
+int run_main(int argc, char** argv, const std::function<int(int, char**)>& body) {
+  const std::string program = argc > 0 && argv[0] != nullptr ? fs::path(argv[0]).filename().string() : "example";
+  // Flushed first so the error line follows the program's last output line.
+  auto fail = [&](const std::string& what) {
+    std::cout << std::flush;
+    std::cerr << program << ": error: " << what << std::endl;
+    return 1;
+  };
+  try {
+    return body(argc, argv);
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory (std::bad_alloc): try smaller sizes (--batch-size, the model's widths)");
+  } catch (const std::exception& error) {
+    return fail(error.what());
+  } catch (...) {
+    return fail("an exception of a type not derived from std::exception");
+  }
+}
+
 // ---- command line -----------------------------------------------------------------------------------
 
 void add_common_options(CLI::App& app, CommonOptions& o) {
-  app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
-  app.add_option("--batch-size", o.batch_size, "Examples per training batch")->capture_default_str();
-  app.add_option("--lr", o.lr, "Learning rate")->capture_default_str();
+  // Range checks here make CLI11 refuse nonsense with a usage error (exit code 105) before anything runs.
+  app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  app.add_option("--batch-size", o.batch_size, "Examples per training batch")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--lr", o.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "Random seed (initialisation, dropout, shuffling, validation split)")->capture_default_str();
   app.add_option("--out-dir", o.out_dir, "Where metrics.csv, curves.png and the checkpoints go (default runs/<example>)");
   app.add_flag("--resume", o.resume, "Continue from <out-dir>/checkpoint.safetensors exactly where it stopped");
   app.add_option("--stop-after", o.stop_after, "Stop after epoch N as if interrupted (continue later with --resume; 0 = off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--patience", o.patience, "Early stopping: stop after N epochs without a better validation loss (0 = off)")
-      ->capture_default_str();
-  app.add_option("--threads", o.threads, "threads for xgrad's kernels (0 = OMP_NUM_THREADS or all CPUs)")->capture_default_str();
-  app.add_option("--limit-train", o.limit_train, "Use only N random training examples (0 = all)")->capture_default_str();
-  app.add_option("--limit-test", o.limit_test, "Use only N random test examples (0 = all)")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", o.threads, "threads for xgrad's kernels (0 = OMP_NUM_THREADS or all CPUs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kMaxThreads));
+  app.add_option("--limit-train", o.limit_train, "Use only N random training examples (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-test", o.limit_test, "Use only N random test examples (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--val-fraction", o.val_fraction, "Fraction of the training examples held out for validation")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--no-progress", o.no_progress, "No progress bar or progress lines, only the per-epoch summaries");
   app.add_option("--data-dir", o.data_dir, "Dataset directory (default: the example's dataset location)");
+  app.add_option("--fail-in-epoch", o.fail_in_epoch, "Testing: throw in the middle of epoch N")->group("")->check(CLI::NonNegativeNumber);
 }
 
 void apply_common_options(CommonOptions& o, const std::string& name) {
@@ -92,7 +128,7 @@ void apply_common_options(CommonOptions& o, const std::string& name) {
   if (!(o.lr > 0) || !std::isfinite(o.lr)) usage_error(fmt::format("--lr must be a positive number, got {}", o.lr));
   if (o.stop_after < 0) usage_error(fmt::format("--stop-after must be >= 0, got {}", o.stop_after));
   if (o.patience < 0) usage_error(fmt::format("--patience must be >= 0, got {}", o.patience));
-  if (o.threads < 0) usage_error(fmt::format("--threads must be >= 0, got {}", o.threads));
+  if (o.threads < 0 || o.threads > kMaxThreads) usage_error(fmt::format("--threads must be in [0, {}], got {}", kMaxThreads, o.threads));
   if (o.limit_train < 0 || o.limit_test < 0) usage_error("--limit-train and --limit-test must be >= 0");
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) usage_error(fmt::format("--val-fraction must be in [0, 1), got {}", o.val_fraction));
 
@@ -127,7 +163,7 @@ DataSplits load_fashion_mnist(const CommonOptions& o) {
   try {
     train = std::make_shared<xg::data::MNIST>(root, xg::data::MNIST::Mode::kTrain);
     test = std::make_shared<xg::data::MNIST>(root, xg::data::MNIST::Mode::kTest);
-  } catch (const xg::Error& error) {
+  } catch (const std::exception& error) {  // not only xg::Error: a directory or unreadable file may fail in the stream
     std::cerr << "error: cannot read Fashion-MNIST from '" << root << "':\n  " << error.what()
               << "\nInstall it with `bash scripts/setup.sh` (Debian package dataset-fashion-mnist), or point --data-dir "
                  "or $XGRAD_FASHION_MNIST at a directory holding train-images-idx3-ubyte(.gz) and its three siblings.\n";
@@ -155,6 +191,31 @@ DataSplits load_fashion_mnist(const CommonOptions& o) {
     splits.val = parts[1];
   }
   return splits;
+}
+
+xg::data::DataLoaderOptions train_loader_options(const CommonOptions& options, int64_t train_size) {
+  return xg::data::DataLoaderOptions(options.batch_size)
+      .shuffle(true)
+      .seed(options.seed + 1)
+      .drop_last(train_size > 1 && train_size % options.batch_size == 1);
+}
+
+std::string written_outputs(const std::string& dir, const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& name : names) {
+    std::error_code error;
+    if (fs::exists(fs::path(dir) / name, error)) list += (list.empty() ? "" : ", ") + name;
+  }
+  return list.empty() ? "none" : list;
+}
+
+std::string kept_checkpoint_note(int64_t last_epoch) {
+  return last_epoch > 0 ? fmt::format("the checkpoint of epoch {} is kept", last_epoch) : std::string("no checkpoint was written");
+}
+
+void maybe_inject_failure(const CommonOptions& options, int64_t epoch, int64_t batch_index, int64_t total_batches) {
+  if (options.fail_in_epoch > 0 && epoch == options.fail_in_epoch && batch_index == total_batches / 2)
+    throw std::runtime_error(fmt::format("failure injected in epoch {}, batch {} (--fail-in-epoch)", epoch, batch_index + 1));
 }
 
 // ---- terminal output ----------------------------------------------------------------------------------
@@ -423,7 +484,6 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
   for (const auto& m : metrics.history()) early_stopping.update(std::isnan(m.val_loss) ? m.train_loss : m.val_loss);
 
   double last_batches_loss = kNaN;  // mean over the last tenth of the last epoch's batches (no validation set)
-  bool diverged = false;
   for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
     if (early_stopping.should_stop()) break;
     const auto epoch_start = Clock::now();
@@ -435,16 +495,16 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
     double first_sum = 0.0, last_sum = 0.0;
     int64_t first_count = 0, last_count = 0, batch_index = 0, correct = 0;
     for (const auto& batch : *setup.train_loader) {
+      maybe_inject_failure(options, epoch, batch_index, total_batches);
       setup.optimizer->zero_grad();
       const Tensor logits = setup.forward(batch.data);
       const Tensor loss = loss_function(logits, batch.target);
-      const double loss_value = loss.item<double>();
+      const double loss_value = loss.item<double>();  // read for the progress bar anyway: the check is free
       if (!std::isfinite(loss_value)) {
+        // Thrown before anything is written: the last finished epoch's checkpoint stays the newest output.
         progress.finish();
-        std::cerr << fmt::format("error: the loss became {} at epoch {}, batch {}; try a smaller --lr\n", loss_value, epoch,
-                                 batch_index + 1);
-        diverged = true;
-        break;
+        XG_ERROR("training::fit: the training loss became {} in epoch {}, batch {}: training diverged (try a smaller --lr); {}",
+                 loss_value, epoch, batch_index + 1, kept_checkpoint_note(epoch - 1));
       }
       loss.backward();
       if (setup.max_grad_norm > 0) xg::optim::clip_grad_norm_(setup.optimizer->parameters(), setup.max_grad_norm);
@@ -461,7 +521,6 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
       ++batch_index;
     }
     progress.finish();
-    if (diverged) break;
     if (!have_initial) {  // no validation set: the first batches of the first epoch are the baseline
       result.initial_loss = first_sum / static_cast<double>(std::max<int64_t>(first_count, 1));
       have_initial = true;
@@ -513,16 +572,14 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
   }
   result.history = metrics.history();
 
-  if (!diverged) xg::nn::save(*setup.model, model_path);
-  if (setup.test_loader != nullptr && !diverged) {
+  xg::nn::save(*setup.model, model_path);
+  if (setup.test_loader != nullptr) {
     result.test = evaluate(*setup.model, setup.forward, *setup.test_loader);
     std::cout << fmt::format("test: loss {:.4f}, accuracy {} ({} / {})\n", result.test->loss, percent(result.test->accuracy),
                              result.test->correct, result.test->samples);
   }
 
-  if (diverged) {
-    result.final_loss = std::numeric_limits<double>::infinity();
-  } else if (!result.history.empty() && !std::isnan(result.history.back().val_loss)) {
+  if (!result.history.empty() && !std::isnan(result.history.back().val_loss)) {
     result.final_loss = result.history.back().val_loss;
   } else if (!std::isnan(last_batches_loss)) {
     result.final_loss = last_batches_loss;
@@ -534,10 +591,10 @@ FitResult fit(const TrainSetup& setup, const CommonOptions& options) {
 
   const std::string accuracy = result.test ? fmt::format("test accuracy {}", percent(result.test->accuracy)) : "no test set";
   const int64_t epochs_done = result.history.empty() ? 0 : result.history.back().epoch;
-  std::cout << fmt::format("{}: {} after {} epoch{}; {} wall time in all; outputs in {}/ (metrics.csv, curves.png, "
-                           "checkpoint.safetensors, model.safetensors)\n",
-                           setup.name, accuracy, epochs_done, epochs_done == 1 ? "" : "s", format_duration(program_seconds),
-                           options.out_dir);
+  std::cout << fmt::format("{}: {} after {} epoch{}; {} wall time in all; outputs in {}/ ({})\n", setup.name, accuracy,
+                           epochs_done, epochs_done == 1 ? "" : "s", format_duration(program_seconds), options.out_dir,
+                           written_outputs(options.out_dir,
+                                           {"metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"}));
   if (!result.learned() && !result.history.empty())
     std::cerr << fmt::format("error: the loss did not go down (initial {:.4f}, final {:.4f})\n", result.initial_loss, result.final_loss);
   return result;

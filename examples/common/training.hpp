@@ -23,6 +23,9 @@
 ///        training::FitResult result = training::fit(setup, common);
 ///        return result.exit_code();                            // non-zero when the loss did not go down
 ///
+///    with the whole of main inside training::run_main(argc, argv, [](int argc, char** argv) { ... }), which
+///    reports any exception as one "error:" line and a non-zero exit code.
+///
 /// 2. The pieces, for a loop of your own (the book's SGD loops, a GAN): ProgressBar, evaluate(), MetricsLog
 ///    (CSV + plot), EarlyStopping, xg::optim::Checkpoint, format_duration(), is_terminal(), and
 ///    LayerProfiler (common/profile.hpp: per-layer forward/backward timing).
@@ -45,7 +48,18 @@ namespace training {
 
 using xg::Tensor;
 
+// ---- main -------------------------------------------------------------------------------------------
+
+/// Every example's main: `return training::run_main(argc, argv, [](int argc, char** argv) { ... });`.
+/// Runs body and turns any exception that leaves it (xg::Error, std::bad_alloc, any std::exception or
+/// anything else) into "<program>: error: <what>" on stderr and exit code 1, instead of std::terminate.
+int run_main(int argc, char** argv, const std::function<int(int, char**)>& body);
+
 // ---- command line -----------------------------------------------------------------------------------
+
+/// The largest --threads the examples accept (far beyond any machine they run on; a typo like 100000 is
+/// refused by the command line instead of trying to start that many threads).
+constexpr int kMaxThreads = 1024;
 
 /// The options every training example shares. Set the fields to the example's defaults before
 /// add_common_options: they become the defaults --help shows.
@@ -64,7 +78,15 @@ struct CommonOptions {
   double val_fraction = 0.1;      ///< --val-fraction (of the training set, held out for validation)
   bool no_progress = false;       ///< --no-progress (only the per-epoch summaries)
   std::string data_dir;           ///< --data-dir (empty: the example's dataset default)
+  /// --fail-in-epoch (hidden, for the tests): throw in the middle of epoch N, as a crash would, to check
+  /// that the checkpoint of the epoch before survives and the run exits non-zero. 0 = never.
+  int64_t fail_in_epoch = 0;
 };
+
+/// CLI11 check for a size option (widths, layers, steps): an integer in [minimum, maximum]. The maxima are
+/// far above any sensible run; they turn typos like --channels 100000 into a usage error instead of an
+/// allocation of terabytes.
+inline CLI::Range size_range(int64_t maximum, int64_t minimum = 1) { return CLI::Range(minimum, maximum); }
 
 /// Adds --epochs, --batch-size, --lr, --seed, --out-dir, --resume, --stop-after, --patience, --threads,
 /// --limit-train, --limit-test, --val-fraction, --no-progress and --data-dir to `app`, bound to `options`.
@@ -89,6 +111,12 @@ std::string default_fashion_mnist_dir();
 /// training examples held out by random_split (seeded by --seed: the split is the same on --resume).
 /// A missing dataset prints how to install it and exits with code 2.
 DataSplits load_fashion_mnist(const CommonOptions& options);
+
+/// A training loader's options: options.batch_size, shuffled with seed options.seed + 1, and the last batch
+/// dropped when it would hold a single example (train_size % batch_size == 1). BatchNorm in training mode
+/// cannot normalise one example (PyTorch: "Expected more than 1 value per channel when training"); any
+/// other size keeps every example, so runs whose last batch is larger are unchanged.
+xg::data::DataLoaderOptions train_loader_options(const CommonOptions& options, int64_t train_size);
 
 /// Fashion-MNIST's class names, by label.
 const std::vector<std::string>& fashion_mnist_classes();
@@ -127,6 +155,18 @@ class ProgressBar {
   int64_t next_log_quarter_ = 1;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
+
+/// "a, b" of the files among `names` that exist in `dir` ("none" when none does): the final lines list only
+/// outputs that were actually written.
+std::string written_outputs(const std::string& dir, const std::vector<std::string>& names);
+
+/// "the checkpoint of epoch N is kept" (N > 0) or "no checkpoint was written": the end of the error message
+/// of a run that fails in the epoch after last_epoch (checkpoints are written only after whole epochs).
+std::string kept_checkpoint_note(int64_t last_epoch);
+
+/// The --fail-in-epoch test hook: throws std::runtime_error when epoch == options.fail_in_epoch and
+/// batch_index is the middle batch of the epoch's total_batches.
+void maybe_inject_failure(const CommonOptions& options, int64_t epoch, int64_t batch_index, int64_t total_batches);
 
 // ---- evaluation -------------------------------------------------------------------------------------
 
@@ -249,6 +289,8 @@ struct FitResult {
 /// early stopping (--patience), exact continuation with --resume (a resumed run ends bit-identical to an
 /// uninterrupted one with the same settings; a warning names any setting that differs from the
 /// checkpoint's), then the test evaluation and a final line with the test accuracy and the output paths.
+/// A non-finite training loss (divergence, e.g. a much too large --lr) throws xg::Error naming the epoch and
+/// batch; like any exception mid-epoch it leaves the checkpoint of the last finished epoch as it was.
 FitResult fit(const TrainSetup& setup, const CommonOptions& options);
 
 }  // namespace training
