@@ -138,7 +138,7 @@ const char* file_kind(mode_t mode) {
   if (S_ISBLK(mode)) return "a block device";
   if (S_ISFIFO(mode)) return "a fifo";
   if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
+  return "of an unknown kind";
 }
 
 /// The file a write to `path` replaces: symlinks are followed (a relative target is relative to the link's
