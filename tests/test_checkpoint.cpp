@@ -5,7 +5,6 @@
 
 #include <sys/resource.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <csignal>
 #include <filesystem>
@@ -75,28 +74,6 @@ bool same_tensors(const std::map<std::string, Tensor>& a, const std::map<std::st
   return true;
 }
 
-/// The checksum as checkpoint.hpp documents it, written independently: CRC-32 (zlib) of each tensor's
-/// name, "dtype shape" and bytes in name order, then each metadata key and value but "crc32"; every string
-/// is followed by its NUL byte. (Little-endian host: the bytes in memory are the file's.)
-std::string documented_crc32(const std::map<std::string, Tensor>& tensors, const std::map<std::string, std::string>& metadata) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  auto text = [&](const std::string& s) { crc = crc32(crc, reinterpret_cast<const Bytef*>(s.c_str()), static_cast<uInt>(s.size() + 1)); };
-  for (const auto& [name, t] : tensors) {
-    text(name);
-    text(fmt::format("{} {}", dtype_name(t.dtype()), shape_string(t.shape())));
-    const Bytef* bytes = t.dtype() == kFloat32   ? reinterpret_cast<const Bytef*>(t.data_ptr<float>())
-                         : t.dtype() == kFloat64 ? reinterpret_cast<const Bytef*>(t.data_ptr<double>())
-                                                 : reinterpret_cast<const Bytef*>(t.data_ptr<int64_t>());
-    crc = crc32(crc, bytes, static_cast<uInt>(t.numel() * (t.dtype() == kFloat32 ? 4 : 8)));
-  }
-  for (const auto& [key, value] : metadata) {
-    if (key == "crc32") continue;
-    text(key);
-    text(value);
-  }
-  return fmt::format("{:08x}", static_cast<uint32_t>(crc));
-}
-
 /// A deep copy of a module's state (state_dict shares the module's tensors).
 nn::OrderedDict<Tensor> snapshot(const nn::Sequential& model) {
   nn::OrderedDict<Tensor> copy;
@@ -128,7 +105,7 @@ TEST_CASE("a checkpoint holds model, optimizer, scheduler, caller state and gene
     CHECK(metadata.at("epoch") == "7");
     CHECK(metadata.at("rng_state") == rng_at_save);
     CHECK(metadata.at("text.loader") == "12 34 56");
-    CHECK(metadata.at("crc32") == documented_crc32(flat, metadata));
+    CHECK(metadata.at("crc32") == xg::test::documented_crc32(flat, metadata));
     CHECK(equal(flat.at("model.0.weight"), original.model->named_parameters()["0.weight"]));
     CHECK(equal(flat.at("model.1.running_var"), original.model->named_buffers()["1.running_var"]));
     CHECK(flat.at("model.1.num_batches_tracked").item<int64_t>() == 5);
@@ -284,7 +261,7 @@ TEST_CASE("a truncated, corrupt or foreign file is an xg::Error and changes noth
              {"rng_state", "1 2 3", "not a valid generator state"}}) {
       auto changed = metadata;
       changed[key] = value;
-      changed["crc32"] = documented_crc32(flat, changed);  // a consistent file, so the value itself is what fails
+      changed["crc32"] = xg::test::documented_crc32(flat, changed);  // a consistent file, so the value itself is what fails
       nn::save_tensors(flat, broken, changed);
       CHECK_THROWS_WITH(target.checkpoint.load(broken), Contains(broken) && Contains(message));
     }
@@ -302,16 +279,23 @@ TEST_CASE("a truncated, corrupt or foreign file is an xg::Error and changes noth
       write_bytes(broken, corrupt);
       CHECK_THROWS_WITH(target.checkpoint.load(broken), Contains(broken) && Contains("checksum does not match"));
     }
-    auto flat = nn::load_tensors(path);
     std::map<std::string, std::string> metadata;
     nn::load_tensors(path, &metadata);
-    metadata["epoch"] = "4";  // a plausible value, but not the one the checksum covers
+    // Edits of the file's own bytes (a writer would compute a fresh checksum): a plausible epoch that is
+    // not the one the checksum covers, then the checksum's key renamed away.
     const std::string edited = dir.file("edited.safetensors");
-    nn::save_tensors(flat, edited, metadata);
-    CHECK_THROWS_WITH(target.checkpoint.load(edited), Contains("checksum does not match"));
-    metadata.erase("crc32");
-    nn::save_tensors(flat, edited, metadata);
-    CHECK_THROWS_WITH(target.checkpoint.load(edited), Contains("crc32"));
+    const size_t epoch_at = bytes.find(R"("epoch":")" + metadata.at("epoch") + "\"");
+    REQUIRE(epoch_at != std::string::npos);
+    std::string other_epoch = bytes;
+    other_epoch[epoch_at + 9] = other_epoch[epoch_at + 9] == '4' ? '5' : '4';
+    write_bytes(edited, other_epoch);
+    CHECK_THROWS_WITH(target.checkpoint.load(edited), Contains(edited) && Contains("checksum does not match"));
+    const size_t key_at = bytes.find(R"("crc32":)");
+    REQUIRE(key_at != std::string::npos);
+    std::string no_checksum = bytes;
+    no_checksum[key_at + 5] = '3';  // "crc33": a file without the checksum, which a checkpoint must have
+    write_bytes(edited, no_checksum);
+    CHECK_THROWS_WITH(target.checkpoint.load(edited), Contains(edited) && Contains("crc32"));
     check_unchanged();
   }
   SECTION("an entry for an object this checkpoint does not have") {
@@ -319,7 +303,7 @@ TEST_CASE("a truncated, corrupt or foreign file is an xg::Error and changes noth
     std::map<std::string, std::string> metadata;
     nn::load_tensors(path, &metadata);
     flat["ema.weight"] = zeros({2});
-    metadata["crc32"] = documented_crc32(flat, metadata);
+    metadata["crc32"] = xg::test::documented_crc32(flat, metadata);
     const std::string extra = dir.file("extra.safetensors");
     nn::save_tensors(flat, extra, metadata);
     CHECK_THROWS_WITH(target.checkpoint.load(extra), Contains("'ema.weight'") && Contains("not added"));

@@ -1,15 +1,21 @@
 #pragma once
-// Files for the tests that write checkpoints: a fresh directory per test and whole-file reads/writes.
+// Files for the tests that write checkpoints: a fresh directory per test, whole-file reads/writes, and
+// the documented checksum computed independently.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <fmt/format.h>
+#include <xgrad/autograd/tensor.hpp>
 
 namespace xg::test {
 
@@ -37,6 +43,28 @@ struct TempDir {
     return found;
   }
 };
+
+/// The checksum as serialize.hpp documents it (every file the library writes carries it), written independently: CRC-32 (zlib) of each tensor's
+/// name, "dtype shape" and bytes in name order, then each metadata key and value but "crc32"; every string
+/// is followed by its NUL byte. (Little-endian host: the bytes in memory are the file's.)
+inline std::string documented_crc32(const std::map<std::string, Tensor>& tensors, const std::map<std::string, std::string>& metadata) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto text = [&](const std::string& s) { crc = crc32(crc, reinterpret_cast<const Bytef*>(s.c_str()), static_cast<uInt>(s.size() + 1)); };
+  for (const auto& [name, t] : tensors) {
+    text(name);
+    text(fmt::format("{} {}", dtype_name(t.dtype()), shape_string(t.shape())));
+    const Bytef* bytes = t.dtype() == kFloat32   ? reinterpret_cast<const Bytef*>(t.data_ptr<float>())
+                         : t.dtype() == kFloat64 ? reinterpret_cast<const Bytef*>(t.data_ptr<double>())
+                                                 : reinterpret_cast<const Bytef*>(t.data_ptr<int64_t>());
+    crc = crc32(crc, bytes, static_cast<uInt>(t.numel() * (t.dtype() == kFloat32 ? 4 : 8)));
+  }
+  for (const auto& [key, value] : metadata) {
+    if (key == "crc32") continue;
+    text(key);
+    text(value);
+  }
+  return fmt::format("{:08x}", static_cast<uint32_t>(crc));
+}
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -131,6 +131,9 @@ TEST_CASE("a state dict round-trips float32, float64 and int64 tensors, 0-D and 
   }
   CHECK(loaded["scalar_f32"].dim() == 0);
   CHECK(loaded["scalar_i64"].item<int64_t>() == -7);
+  // The writer adds its checksum (test_reliability_files.cpp checks its value); the rest comes back as given.
+  REQUIRE(loaded_metadata.count("crc32") == 1);
+  loaded_metadata.erase("crc32");
   CHECK(loaded_metadata == metadata);
 
   // File size: 8-byte length, a header padded to a multiple of 8, then exactly the tensor bytes.
@@ -145,21 +148,25 @@ TEST_CASE("a state dict round-trips float32, float64 and int64 tensors, 0-D and 
 
   // An empty dict is a valid file too.
   nn::save_safetensors({}, dir.file("empty.safetensors"));
-  CHECK(read_bytes(dir.file("empty.safetensors")) == le_u64(8) + "{}      ");
+  // Only the checksum's metadata: the CRC-32 of no bytes is 0. 37 bytes of JSON + 3 spaces = 40.
+  CHECK(read_bytes(dir.file("empty.safetensors")) == le_u64(40) + R"({"__metadata__":{"crc32":"00000000"}})" + "   ");
   CHECK(nn::load_safetensors(dir.file("empty.safetensors")).empty());
 }
 
 TEST_CASE("the file is byte-for-byte the safetensors format", "[nn][serialize]") {
   TempDir dir("xgrad_serialize_test");
+  // Every file starts with the checksum's metadata (its value from the documented formula, test_files.hpp).
   SECTION("one F32 tensor [2] = {1, 2}") {
     nn::OrderedDict<Tensor> state;
     state.insert("t", tensor({1.0, 2.0}));
     std::string path = dir.file("t.safetensors");
     nn::save_safetensors(state, path);
-    // 54 bytes of JSON padded with 2 spaces to 56 = 0x38; 1.0f = 0x3f800000, 2.0f = 0x40000000.
-    std::string header = R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
-    REQUIRE(header.size() == 54);
-    std::string expected = std::string("\x38\0\0\0\0\0\0\0", 8) + header + "  " + std::string("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);
+    const std::string crc = xg::test::documented_crc32({{"t", state["t"]}}, {});
+    // 90 bytes of JSON padded with 6 spaces to 96 = 0x60; 1.0f = 0x3f800000, 2.0f = 0x40000000.
+    std::string header = R"({"__metadata__":{"crc32":")" + crc + R"("},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+    REQUIRE(header.size() == 90);
+    std::string expected =
+        std::string("\x60\0\0\0\0\0\0\0", 8) + header + "      " + std::string("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);
     CHECK(read_bytes(path) == expected);
   }
   SECTION("metadata first, 8-byte dtypes first in the data, header in the dict's order") {
@@ -168,11 +175,12 @@ TEST_CASE("the file is byte-for-byte the safetensors format", "[nn][serialize]")
     state.insert("n", tensor({-2}, kInt64));
     std::string path = dir.file("m.safetensors");
     nn::save_safetensors(state, path, {{"format", "pt"}});
-    std::string header =
-        R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[],"data_offsets":[8,12]},"n":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})";
-    REQUIRE(header.size() == 138);
-    // 138 + 6 spaces = 144 = 0x90; -2 as int64 = fe ff ff ff ff ff ff ff; -1.5f = 0xbfc00000.
-    std::string expected = std::string("\x90\0\0\0\0\0\0\0", 8) + header + "      " +
+    const std::string crc = xg::test::documented_crc32({{"w", state["w"]}, {"n", state["n"]}}, {{"format", "pt"}});
+    std::string header = R"({"__metadata__":{"crc32":")" + crc +
+                         R"(","format":"pt"},"w":{"dtype":"F32","shape":[],"data_offsets":[8,12]},"n":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})";
+    REQUIRE(header.size() == 157);
+    // 157 + 3 spaces = 160 = 0xa0; -2 as int64 = fe ff ff ff ff ff ff ff; -1.5f = 0xbfc00000.
+    std::string expected = std::string("\xa0\0\0\0\0\0\0\0", 8) + header + "   " +
                            std::string("\xfe\xff\xff\xff\xff\xff\xff\xff", 8) + std::string("\x00\x00\xc0\xbf", 4);
     CHECK(read_bytes(path) == expected);
   }
@@ -341,11 +349,11 @@ TEST_CASE("writes are atomic: a failed save keeps the previous file and leaves n
     CHECK_FALSE(fs::exists(elsewhere));
     check_previous_intact();
   }
-  SECTION("the rename fails after the data was written (the target is a directory)") {
+  SECTION("the target is a directory (refused before anything is written)") {
     std::string target = dir.file("occupied");
     fs::create_directory(target);
     write_bytes(target + "/keep.txt", "keep");
-    CHECK_THROWS_WITH(nn::save_safetensors(previous, target), Contains(target) && Contains("cannot rename"));
+    CHECK_THROWS_WITH(nn::save_safetensors(previous, target), Contains(target) && Contains("a directory, not a regular file"));
     CHECK(fs::is_directory(target));
     CHECK(read_bytes(target + "/keep.txt") == "keep");
     check_previous_intact();
@@ -513,6 +521,6 @@ TEST_CASE("save_tensors/load_tensors hold generic checkpoint pieces", "[nn][seri
     INFO(name);
     CHECK(equal(loaded.at(name), tensor));
   }
-  CHECK(metadata == std::map<std::string, std::string>{{"kind", "Adam"}});
+  CHECK(metadata == std::map<std::string, std::string>{{"crc32", xg::test::documented_crc32(pieces, {{"kind", "Adam"}})}, {"kind", "Adam"}});
   CHECK_THROWS_WITH(nn::load_tensors(dir.file("nope")), Contains("load_tensors") && Contains("cannot open"));
 }

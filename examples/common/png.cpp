@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <limits>
+
+#include <xgrad/nn/serialize.hpp>
 
 namespace png {
 
@@ -61,18 +62,10 @@ void write_grayscale(const std::string& path, int64_t width, int64_t height, con
   append_chunk(file, "IDAT", compressed);
   append_chunk(file, "IEND", {});
 
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    XG_CHECK(out.good(), "png::write_grayscale: cannot open '{}' for writing", temporary);
-    out.write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
-    out.close();
-    XG_CHECK(out.good(), "png::write_grayscale: writing '{}' failed (disk full?)", temporary);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    XG_CHECK(false, "png::write_grayscale: cannot rename '{}' to '{}'", temporary, path);
-  }
+  // The library's atomic write: follows symlinks, refuses device nodes, cleans up after killed runs.
+  xg::nn::AtomicFile out("png::write_grayscale", path);
+  out.write(reinterpret_cast<const char*>(file.data()), file.size());
+  out.commit();
 }
 
 std::pair<int64_t, int64_t> write_image_grid(const std::string& path, const xg::Tensor& images, int64_t columns, double low,

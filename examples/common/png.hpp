@@ -10,7 +10,7 @@
 namespace png {
 
 /// Writes an 8-bit greyscale PNG: `pixels` holds height rows of width bytes, row-major (0 = black).
-/// The file is written under a temporary name and renamed, so a reader never sees half a picture.
+/// The file is written atomically (xg::nn::AtomicFile), so a reader never sees half a picture.
 /// Throws xg::Error naming the file when the sizes are inconsistent or the file cannot be written.
 void write_grayscale(const std::string& path, int64_t width, int64_t height, const std::vector<uint8_t>& pixels);
 

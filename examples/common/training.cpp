@@ -12,9 +12,11 @@
 #include <iostream>
 #include <limits>
 #include <new>
+#include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <xgrad/nn/serialize.hpp>
 
 namespace training {
 
@@ -319,23 +321,21 @@ void MetricsLog::truncate(int64_t epoch) {
 }
 
 void MetricsLog::write_csv() const {
-  // Written next to the target and renamed over it, so a reader never sees half a file.
-  const std::string temporary = csv_path_ + ".tmp";
-  {
-    std::ofstream out(temporary);
-    if (!out) {
-      std::cerr << "warning: cannot write '" << csv_path_ << "'\n";
-      return;
-    }
-    auto field = [](double value) { return std::isnan(value) ? std::string() : fmt::format("{:.6g}", value); };
-    out << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n";
-    for (const auto& m : history_)
-      out << m.epoch << ',' << field(m.train_loss) << ',' << field(m.train_accuracy) << ',' << field(m.val_loss) << ','
-          << field(m.val_accuracy) << ',' << field(m.lr) << ',' << fmt::format("{:.3f}", m.seconds) << '\n';
+  // Written atomically (xg::nn::AtomicFile), so a reader never sees half a file; a failure only warns.
+  std::ostringstream out;
+  auto field = [](double value) { return std::isnan(value) ? std::string() : fmt::format("{:.6g}", value); };
+  out << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n";
+  for (const auto& m : history_)
+    out << m.epoch << ',' << field(m.train_loss) << ',' << field(m.train_accuracy) << ',' << field(m.val_loss) << ','
+        << field(m.val_accuracy) << ',' << field(m.lr) << ',' << fmt::format("{:.3f}", m.seconds) << '\n';
+  try {
+    xg::nn::AtomicFile file("MetricsLog::write_csv", csv_path_);
+    const std::string text = out.str();
+    file.write(text.data(), text.size());
+    file.commit();
+  } catch (const xg::Error& error) {
+    std::cerr << "warning: " << error.what() << "\n";
   }
-  std::error_code error;
-  fs::rename(temporary, csv_path_, error);
-  if (error) std::cerr << "warning: cannot write '" << csv_path_ << "': " << error.message() << "\n";
 }
 
 bool MetricsLog::plot(const std::string& png_path, const std::string& title) const {

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -15,7 +16,8 @@
 
 namespace xg::nn {
 
-/// An insertion-ordered name -> value list (PyTorch's OrderedDict).
+/// An insertion-ordered name -> value list (PyTorch's OrderedDict), with a hash index so that lookups and
+/// inserts take constant time (a file of 100,000 tensors loaded in quadratic time without it).
 template <class V>
 class OrderedDict {
  public:
@@ -40,6 +42,7 @@ class OrderedDict {
 
  private:
   std::vector<Item> items_;
+  std::unordered_map<std::string, size_t> index_;  // key -> position in items_
 };
 
 class Module : public std::enable_shared_from_this<Module> {
@@ -197,21 +200,25 @@ std::ostream& operator<<(std::ostream& out, const ModuleHolder<Impl>& holder) {
 // ---- OrderedDict definitions ------------------------------------------------------------------
 template <class V>
 V& OrderedDict<V>::insert(const std::string& key, V value) {
-  XG_CHECK(!contains(key), "OrderedDict: key '{}' already exists", key);
+  XG_CHECK(index_.find(key) == index_.end(), "OrderedDict: key '{}' already exists", key);
   items_.emplace_back(key, std::move(value));
+  try {
+    index_.emplace(key, items_.size() - 1);
+  } catch (...) {  // out of memory: keep the two in step
+    items_.pop_back();
+    throw;
+  }
   return items_.back().second;
 }
 template <class V>
 V* OrderedDict<V>::find(const std::string& key) {
-  for (auto& item : items_)
-    if (item.first == key) return &item.second;
-  return nullptr;
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 template <class V>
 const V* OrderedDict<V>::find(const std::string& key) const {
-  for (const auto& item : items_)
-    if (item.first == key) return &item.second;
-  return nullptr;
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 template <class V>
 V& OrderedDict<V>::operator[](const std::string& key) {
@@ -239,12 +246,12 @@ std::vector<V> OrderedDict<V>::values() const {
 }
 template <class V>
 void OrderedDict<V>::erase(const std::string& key) {
-  for (auto it = items_.begin(); it != items_.end(); ++it)
-    if (it->first == key) {
-      items_.erase(it);
-      return;
-    }
-  XG_ERROR("OrderedDict: no key '{}'", key);
+  auto it = index_.find(key);
+  XG_CHECK(it != index_.end(), "OrderedDict: no key '{}'", key);
+  const size_t position = it->second;
+  index_.erase(it);
+  items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(position));
+  for (size_t i = position; i < items_.size(); ++i) index_[items_[i].first] = i;  // the later items moved up by one
 }
 
 }  // namespace xg::nn

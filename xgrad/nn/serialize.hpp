@@ -4,10 +4,18 @@
 /// then the raw little-endian row-major data. Files written here load in PyTorch with
 /// `safetensors.torch.load_file`, and files PyTorch exports with `save_file` load here (F32, F64, I64).
 ///
-/// Writes are atomic: the data goes to a temporary file in the target's directory, is fsynced, then
-/// renamed over the target, so a crash or a failed save never leaves a damaged checkpoint behind.
+/// Writes are atomic (AtomicFile below): the data goes to a temporary file in the target's directory, is
+/// fsynced, then renamed over the target, so a crash or a failed save never leaves a damaged checkpoint
+/// behind. A symlink is followed and the file it names is replaced (the link stays a link); a target that
+/// is not a regular file (a directory, a device such as /dev/full, a fifo, a socket) is refused.
+///
+/// Every file written here carries "crc32" in its "__metadata__": a CRC-32 of every tensor (name, dtype,
+/// shape, little-endian bytes, in name order) and every other metadata entry (key, value), each string
+/// followed by a NUL byte, as 8 hex digits. Reads verify it when present, so a flipped bit is an error
+/// instead of a silently wrong weight; files without it (written by PyTorch's safetensors) still load.
 /// Reads validate the whole header against the file before allocating anything; every defect is an
 /// xg::Error naming the file (and the tensor, where one is at fault).
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,13 +26,42 @@
 
 namespace xg::nn {
 
+/// The "__metadata__" key of the checksum every writer here stores (any value the caller passes is replaced).
+inline constexpr const char* kChecksumMetadataKey = "crc32";
+
+/// A file replaced atomically: written to `.<name>.xgrad.tmp.<host>.<pid>.<n>` in the target's directory,
+/// fsynced, and renamed over the target by commit(); destroyed without commit(), it removes the temporary
+/// and leaves the target as it was. Symlinks (chains, relative targets) are followed to the file they name,
+/// which keeps its permission bits; a target that is not a regular file is refused with an xg::Error.
+/// Temporaries left behind by killed processes (same name, same host, a pid that no longer runs) are
+/// removed by the next write of the same target. `op` prefixes error messages ("save: '<path>': ...").
+class AtomicFile {
+ public:
+  AtomicFile(std::string op, std::string path);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  /// Appends bytes to the temporary file.
+  void write(const char* data, uint64_t bytes);
+  /// Flushes the data to disk and renames the temporary over the target.
+  void commit();
+  /// The file that commit() replaces (the path with its symlinks resolved).
+  const std::string& target() const { return target_; }
+
+ private:
+  std::string op_, path_, target_, temporary_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
 /// Writes tensors (any shape, float32/float64/int64) to path. Header entries keep the dict's order;
 /// the data of 8-byte dtypes comes first so that every tensor starts at a multiple of its item size.
-/// metadata becomes the header's "__metadata__" string map (omitted when empty).
+/// metadata becomes the header's "__metadata__" string map, with the "crc32" checksum added.
 void save_safetensors(const OrderedDict<Tensor>& tensors, const std::string& path,
                       const std::map<std::string, std::string>& metadata = {});
 
-/// Reads every tensor of a safetensors file, in header order; fills *metadata with "__metadata__" if given.
+/// Reads every tensor of a safetensors file, in header order, verifying the "crc32" checksum if the file
+/// has one; fills *metadata with "__metadata__" (the checksum included) if given.
 OrderedDict<Tensor> load_safetensors(const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 
 /// Same format for generic checkpoint pieces (optimizer state, RNG state): name -> tensor, sorted by name.

@@ -16,10 +16,9 @@
 ///   "<scheduler name>.<key>"               the scheduler's state dict as float64 0-D tensors
 ///   "scalars.<name>" (float64 0-D), "tensors.<name>"   the caller's numbers and tensors
 ///   __metadata__: "format" = "xgrad.checkpoint", "version" = "1", "epoch", "rng_state" (the global
-///   generator, xg::random::get_state), "text.<name>" for the caller's strings, and "crc32": a CRC-32 of
-///   every tensor (name, dtype, shape, little-endian bytes, in name order) and every other metadata entry
-///   (key, value), each string followed by a NUL byte, as 8 hex digits. safetensors itself has no checksum:
-///   this one turns a flipped bit anywhere in the file into an error instead of a silently wrong weight.
+///   generator, xg::random::get_state), "text.<name>" for the caller's strings, and "crc32": the checksum
+///   every file nn::save_tensors writes carries (serialize.hpp documents it), required in a checkpoint. It
+///   turns a flipped bit anywhere in the file into an error instead of a silently wrong weight.
 ///
 /// Loading reads and validates the whole file (format, checksum, every entry), then restores every registered object; if any of them
 /// rejects its part (a missing key, a shape that does not match), the ones already restored are rolled back,
