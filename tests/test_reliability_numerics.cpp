@@ -383,7 +383,7 @@ bool gradgradcheck_of(const std::function<Tensor(const TensorList&)>& f, const T
 
 }  // namespace
 
-TEST_CASE("issue 13: a non-integral scalar with an int64 tensor is an error until type promotion, not a truncation", "[numerics][issue13]") {
+TEST_CASE("edges: a non-integral scalar with an int64 tensor is an error until type promotion, not a truncation", "[numerics][edges]") {
   Tensor a = arange(6);
   // PyTorch promotes these to float; xgrad used to truncate the scalar (arange(6) * 0.5 gave zeros).
   CHECK_THROWS_WITH(a * 0.5, Contains("mul") && Contains("0.5") && Contains("int64") && Contains("type promotion"));
@@ -427,7 +427,7 @@ TEST_CASE("issue 13: a non-integral scalar with an int64 tensor is an error unti
   check_same(doubles_of(arange(3, kFloat64) * 0.5), {0, 0.5, 1}, "float arange * 0.5");
 }
 
-TEST_CASE("issue 13: lp_pool2d of an all-zero window has gradient 0, not NaN", "[numerics][issue13]") {
+TEST_CASE("edges: lp_pool2d of an all-zero window has gradient 0, not NaN", "[numerics][edges]") {
   // Windows (kernel 2, stride 2) of a [1, 1, 2, 4] input: [[0, 0], [0, 0]] and [[3, 0], [0, 4]].
   // p = 2: out = sqrt(sum x^2); d/dx = x / out: 0 for the zero window (PyTorch), 3/5 and 4/5 for the other.
   const std::vector<double> x = {0, 0, 3, 0, 0, 0, 0, 4};
@@ -442,7 +442,7 @@ TEST_CASE("issue 13: lp_pool2d of an all-zero window has gradient 0, not NaN", "
   CHECK(gradcheck_of([](const TensorList& t) { return F::lp_pool2d(transpose(t[0], 2, 3), 2, 2); }, {leaf}));
 }
 
-TEST_CASE("issue 13: std of a constant slice has gradient 0; var is unaffected", "[numerics][issue13]") {
+TEST_CASE("edges: std of a constant slice has gradient 0; var is unaffected", "[numerics][edges]") {
   // Row 0 is constant (std 0: PyTorch's gradient 0); row 1 = [1, 2, 3]: std 1, d std/dx = (x - mean) / ((n - 1) std).
   const std::vector<double> x = {2, 2, 2, 1, 2, 3};
   check_same(grad_of([](const Tensor& t) { return xg::std(t, {1}); }, x, {2, 3}), {0, 0, 0, -0.5, 0, 0.5}, "std dim");
@@ -457,7 +457,7 @@ TEST_CASE("issue 13: std of a constant slice has gradient 0; var is unaffected",
   CHECK(gradgradcheck_of([](const TensorList& t) { return xg::std(t[0], {1}); }, {leaf}));
 }
 
-TEST_CASE("issue 13: ties in inf-norm, max and min share or route the gradient as PyTorch's", "[numerics][issue13]") {
+TEST_CASE("edges: ties in inf-norm, max and min share or route the gradient as PyTorch's", "[numerics][edges]") {
   const std::vector<double> x = {1, -3, 3, 2, 0, 1};
   // norm(inf) along a dim: |x| = 3 is tied in row 0, so each gets half, times sign(x).
   check_same(grad_of([](const Tensor& t) { return norm(t, INFINITY, {1}); }, x, {2, 3}), {0, -0.5, 0.5, 1, 0, 0}, "norm inf dim");
@@ -484,7 +484,7 @@ TEST_CASE("issue 13: ties in inf-norm, max and min share or route the gradient a
   CHECK(gradcheck_of([](const TensorList& t) { return max(t[0]); }, {leaf}));
 }
 
-TEST_CASE("issue 13: nll_loss with every target ignored is NaN with gradient 0; empty batches", "[numerics][issue13]") {
+TEST_CASE("edges: nll_loss with every target ignored is NaN with gradient 0; empty batches", "[numerics][edges]") {
   // PyTorch 1.13: mean over zero total weight is 0/0 = NaN; no element is selected, so the gradient is 0.
   Tensor logp = log_softmax(tensor({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3}, kFloat64), 1).detach().requires_grad_();
   Tensor target = tensor({-100, -100}, {2}, kInt64);
@@ -514,7 +514,7 @@ TEST_CASE("issue 13: nll_loss with every target ignored is NaN with gradient 0; 
   CHECK(empty_in.grad().shape() == Shape{0, 3});
 }
 
-TEST_CASE("issue 13: NaN propagates through relu, maximum/minimum and elu with PyTorch's gradients", "[numerics][issue13]") {
+TEST_CASE("edges: NaN propagates through relu, maximum/minimum and elu with PyTorch's gradients", "[numerics][edges]") {
   // relu = clamp_min(x, 0): relu(NaN) = NaN; its backward masks only where the output is <= 0.
   Tensor r = relu(tensor({kNaN, 1, -1}, kFloat64));
   check_same(doubles_of(r), {kNaN, 1, 0}, "relu");
@@ -547,7 +547,7 @@ TEST_CASE("issue 13: NaN propagates through relu, maximum/minimum and elu with P
   CHECK(gradcheck_of([](const TensorList& t) { return minimum(t[0], t[1]); }, {p, q}));
 }
 
-TEST_CASE("issue 13: pow at base 0 has PyTorch's gradients for both the base and the exponent", "[numerics][issue13]") {
+TEST_CASE("edges: pow at base 0 has PyTorch's gradients for both the base and the exponent", "[numerics][edges]") {
   // d/dx x^e = e x^(e-1), but 0 where e == 0 (PyTorch); d/de x^e = x^e log x, but 0 where x == 0 and e >= 0.
   Tensor x = tensor({0, 0, 0, 0, 2, 4}, kFloat64).requires_grad_();
   Tensor e = tensor({0, 1, 2, -1, 0, 0.5}, kFloat64).requires_grad_();
@@ -567,7 +567,7 @@ TEST_CASE("issue 13: pow at base 0 has PyTorch's gradients for both the base and
   CHECK(gradgradcheck_of([](const TensorList& t) { return pow(t[0], t[1]); }, {base, exponent}));
 }
 
-TEST_CASE("issue 13: NaN or negative eps is rejected by every normalization, functional or module", "[numerics][issue13]") {
+TEST_CASE("edges: NaN or negative eps is rejected by every normalization, functional or module", "[numerics][edges]") {
   Tensor x = randn({2, 4, 3}, kFloat64);
   for (double eps : {kNaN, -1e-5}) {
     INFO("eps = " << eps);
@@ -582,7 +582,7 @@ TEST_CASE("issue 13: NaN or negative eps is rejected by every normalization, fun
   CHECK(F::layer_norm(x, F::LayerNormFuncOptions({3}).eps(0.0)).shape() == x.shape());
 }
 
-TEST_CASE("issue 13: normalizations, softmax and losses on a batch of 0 return empty results and backward runs", "[numerics][issue13]") {
+TEST_CASE("edges: normalizations, softmax and losses on a batch of 0 return empty results and backward runs", "[numerics][edges]") {
   nn::GroupNorm gn(2, 4);
   nn::LayerNorm ln(nn::LayerNormOptions({3}));
   nn::BatchNorm1d bn(4);
