@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -31,7 +32,28 @@ uint64_t read_be(const uint8_t* p, int bytes) {
 
 }  // namespace
 
+const char* idx_type_name(uint8_t type_code) {
+  switch (type_code) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "int16";
+    case 0x0C: return "int32";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return "unknown type";
+  }
+}
+
+void check_regular_file(const char* op, const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);  // follows symlinks
+  if (error || !std::filesystem::exists(status)) return;
+  XG_CHECK(!std::filesystem::is_directory(status), "{}: '{}' is a directory, expected a file", op, path);
+  XG_CHECK(std::filesystem::is_regular_file(status), "{}: '{}' is not a regular file (a device, pipe or socket), expected a file", op, path);
+}
+
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
+  check_regular_file("read_idx", path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   XG_CHECK(in.good(), "read_idx: cannot open '{}'", path);
   // One read of the whole file (a byte-wise istreambuf_iterator copy took seconds for Fashion-MNIST).
