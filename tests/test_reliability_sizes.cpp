@@ -242,3 +242,18 @@ TEST_CASE("sizes: random_split rejects lengths whose sum overflows", "[errors][s
   CHECK_THAT(error_of([&] { data::random_split(dataset, {kMax, kMax, 4}, 0); }), Contains("random_split") && Contains("overflows int64"));
   CHECK(data::random_split(dataset, {1, 1}, 0).size() == 2);
 }
+
+TEST_CASE("sizes: write_idx_ubyte rejects sizes that do not fit the header or whose product wraps", "[errors][sizes][data]") {
+  test::TempDir dir("xgrad_sizes_write");
+  // 2^32 does not fit the u32 size field of the header: [2^32, 0] was written as [0, 0].
+  CHECK_THAT(error_of([&] { data::write_idx_ubyte(dir.file("big.idx"), {int64_t{1} << 32, 0}, {}); }),
+             Contains("write_idx_ubyte") && Contains("[4294967296, 0]"));
+  // 65536 * 65536 * 65536 * 65536 = 2^64 wraps to 0, which "matched" no values.
+  CHECK_THAT(error_of([&] { data::write_idx_ubyte(dir.file("wrap.idx"), {65536, 65536, 65536, 65536}, {}); }),
+             Contains("write_idx_ubyte") && Contains("overflows int64"));
+  // [-1, 0] has 0 elements by the product, and -1 was written as 0xffffffff.
+  CHECK_THAT(error_of([&] { data::write_idx_ubyte(dir.file("neg.idx"), {-1, 0}, {}); }), Contains("write_idx_ubyte") && Contains("[-1, 0]"));
+  // A valid file still round-trips: [2, 3] of 0..5.
+  data::write_idx_ubyte(dir.file("ok.idx"), {2, 3}, {0, 1, 2, 3, 4, 5});
+  CHECK(data::read_idx(dir.file("ok.idx")).shape == std::vector<int64_t>{2, 3});
+}

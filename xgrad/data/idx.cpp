@@ -181,8 +181,11 @@ Tensor IdxArray::to_tensor(bool as_float) const {
 
 void write_idx_ubyte(const std::string& path, const std::vector<int64_t>& shape, const std::vector<uint8_t>& values) {
   XG_CHECK(!shape.empty() && shape.size() < 256, "write_idx_ubyte: expected 1 to 255 dimensions, got {}", shape.size());
-  XG_CHECK(detail::shape_numel(shape) == static_cast<int64_t>(values.size()), "write_idx_ubyte: shape {} needs {} values, got {}",
-           shape_string(shape), detail::shape_numel(shape), values.size());
+  for (int64_t size : shape)  // each size is stored as a big-endian u32
+    XG_CHECK(size >= 0 && size <= 0xffffffffLL, "write_idx_ubyte: sizes must be in [0, 2^32 - 1], got shape {}", shape_string(shape));
+  const int64_t numel = detail::checked_numel("write_idx_ubyte", shape);  // a wrapped product could match values.size()
+  XG_CHECK(numel == static_cast<int64_t>(values.size()), "write_idx_ubyte: shape {} needs {} values, got {}", shape_string(shape), numel,
+           values.size());
   std::vector<uint8_t> content{0, 0, 0x08, static_cast<uint8_t>(shape.size())};
   for (int64_t s : shape)
     for (int shift = 24; shift >= 0; shift -= 8) content.push_back(static_cast<uint8_t>((static_cast<uint64_t>(s) >> shift) & 0xff));
