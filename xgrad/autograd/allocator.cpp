@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstdlib>
+
+#include "xgrad/autograd/error.hpp"
 #include <mutex>
 #include <vector>
 
@@ -177,7 +179,7 @@ void* cached_allocate(std::size_t bytes) {
     if (block == nullptr) {
       std::lock_guard<std::mutex> lock(c.mutex);
       c.stats.allocated_bytes -= rounded;
-      throw std::bad_alloc();
+      return nullptr;  // the caller names the op and shape in its error
     }
   }
   return block;
@@ -199,6 +201,26 @@ void cached_deallocate(void* pointer, std::size_t bytes) noexcept {
   } catch (...) {
     std::free(pointer);
   }
+}
+
+AllocationSite& allocation_site() noexcept {
+  thread_local AllocationSite site;
+  return site;
+}
+
+void throw_out_of_memory(std::size_t count, std::size_t item_bytes, const char* element) {
+  const AllocationSite& site = allocation_site();
+  const std::string op = site.op != nullptr ? fmt::format("{}: ", site.op) : std::string();
+  // The shape is named only when it is the one being allocated (an op may allocate other buffers too).
+  std::size_t shape_count = 1;
+  if (site.shape != nullptr)
+    for (int64_t size : *site.shape) shape_count *= static_cast<std::size_t>(size);
+  const std::string what = site.shape != nullptr && shape_count == count ? fmt::format("shape [{}]", fmt::join(*site.shape, ", "))
+                                                                          : fmt::format("{} elements", count);
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(count, item_bytes, &bytes))
+    XG_ERROR("{}cannot allocate a tensor of {} ({}): its byte size overflows", op, what, element);
+  XG_ERROR("{}cannot allocate {} bytes for a tensor of {} ({}): out of memory", op, bytes, what, element);
 }
 
 }  // namespace detail

@@ -4,11 +4,15 @@
 /// memory costs ~10 us per 4 KiB page on our machines, more than most kernels).
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <new>
+#include <type_traits>
+#include <vector>
 
 namespace xg {
 
 namespace detail {
+/// A block of at least `bytes` bytes, or nullptr when the system has none (after emptying the cache).
 void* cached_allocate(std::size_t bytes);
 void cached_deallocate(void* pointer, std::size_t bytes) noexcept;
 /// Small fixed-size objects (tensor handles, storages, tape nodes and their edge lists): per-thread
@@ -17,6 +21,43 @@ void cached_deallocate(void* pointer, std::size_t bytes) noexcept;
 /// A block may be freed on any thread. Sizes above 512 bytes go to operator new.
 void* pool_allocate(std::size_t bytes);
 void pool_deallocate(void* pointer, std::size_t bytes) noexcept;
+
+/// What this thread is allocating a tensor buffer for, so that running out of memory can be reported
+/// as "<op>: cannot allocate N bytes for a tensor of shape [...] (dtype)". A plain thread_local (no
+/// constructor): setting it costs two stores.
+struct AllocationSite {
+  const char* op = nullptr;
+  const std::vector<int64_t>* shape = nullptr;
+};
+AllocationSite& allocation_site() noexcept;
+
+/// Names the op (and, when known, the shape) of the allocations made on this thread while it lives.
+class AllocationScope {
+ public:
+  explicit AllocationScope(const char* op, const std::vector<int64_t>* shape = nullptr) noexcept : saved_(allocation_site()) {
+    AllocationSite& site = allocation_site();
+    if (op != nullptr) site.op = op;
+    site.shape = shape;
+  }
+  ~AllocationScope() { allocation_site() = saved_; }
+  AllocationScope(const AllocationScope&) = delete;
+  AllocationScope& operator=(const AllocationScope&) = delete;
+
+ private:
+  AllocationSite saved_;
+};
+
+/// Throws xg::Error "<op>: cannot allocate <bytes> bytes for a tensor of shape [...] (<dtype>): out of
+/// memory", with the op and shape of this thread's AllocationSite (bytes == 0: the size overflowed).
+[[noreturn]] void throw_out_of_memory(std::size_t count, std::size_t item_bytes, const char* element);
+
+template <class T>
+constexpr const char* element_name() {
+  if constexpr (std::is_same_v<T, float>) return "float32";
+  else if constexpr (std::is_same_v<T, double>) return "float64";
+  else if constexpr (std::is_same_v<T, int64_t>) return "int64";
+  else return "bytes";
+}
 }  // namespace detail
 
 /// Statistics of the caching allocator (bytes currently handed out, bytes held in the cache, and
@@ -40,7 +81,13 @@ struct CachingAllocator {
   CachingAllocator() noexcept = default;
   template <class U>
   CachingAllocator(const CachingAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return static_cast<T*>(detail::cached_allocate(n * sizeof(T))); }
+  /// Out of memory (or a count whose byte size overflows) is an xg::Error naming the op and shape.
+  T* allocate(std::size_t n) {
+    if (n > std::numeric_limits<std::ptrdiff_t>::max() / sizeof(T)) detail::throw_out_of_memory(n, sizeof(T), detail::element_name<T>());
+    void* block = detail::cached_allocate(n * sizeof(T));
+    if (block == nullptr) detail::throw_out_of_memory(n, sizeof(T), detail::element_name<T>());
+    return static_cast<T*>(block);
+  }
   void deallocate(T* pointer, std::size_t n) noexcept { detail::cached_deallocate(pointer, n * sizeof(T)); }
   template <class U>
   struct rebind {

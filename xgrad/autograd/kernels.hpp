@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <numeric>
 
+#include "xgrad/autograd/checked.hpp"
 #include "xgrad/autograd/grad_mode.hpp"
 #include "xgrad/autograd/node.hpp"
 #include "xgrad/autograd/ops.hpp"
@@ -27,6 +28,8 @@ Shape shape_of(const A& array) {
   return Shape(array.shape().begin(), array.shape().end());
 }
 
+/// Element count of the shape of an existing tensor (already checked when it was made); for a shape a
+/// user asked for, use checked_numel.
 inline int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t s : shape) n *= s;
@@ -49,6 +52,7 @@ template <class F>
 decltype(auto) dispatch_floating(const char* op, const Tensor& x, F&& f) {
   XG_CHECK(x.defined(), "{}: the input tensor is undefined", op);
   XG_CHECK(x.is_floating_point(), "{}: expected a floating-point tensor (float32 or float64), got {}", op, x.dtype());
+  AllocationScope site(op);  // out of memory inside f names this op
   if (x.dtype() == Dtype::Float32) return f(float{});
   return f(double{});
 }
@@ -107,8 +111,13 @@ Tensor empty_tensor(const XShape& shape) {
                           false));
 }
 
+/// A new uninitialised container of `shape`, after checking that its element and byte counts fit
+/// (checked_numel); running out of memory is an xg::Error naming `op` (default: the op of the
+/// enclosing AllocationScope) and the shape.
 template <class T>
-Array<T> new_array(const Shape& shape) {
+Array<T> new_array(const Shape& shape, const char* op = nullptr) {
+  checked_numel(op != nullptr ? op : allocation_site().op != nullptr ? allocation_site().op : "new tensor", shape, sizeof(T));
+  AllocationScope site(op, &shape);
   return Array<T>(to_xshape(shape));
 }
 

@@ -1,5 +1,6 @@
 // Shape and indexing ops. xgrad tensors are always contiguous, so a view op returns a new tensor
 // with its own buffer (from the caching allocator); gradients flow exactly as through PyTorch views.
+#include <limits>
 #include <numeric>
 
 #include "xgrad/autograd/kernels.hpp"
@@ -15,7 +16,6 @@ namespace {
 
 Shape infer_shape(const char* op, const Shape& requested, int64_t numel, const Shape& from) {
   Shape shape = requested;
-  int64_t known = 1;
   int infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -23,24 +23,26 @@ Shape infer_shape(const char* op, const Shape& requested, int64_t numel, const S
       infer = static_cast<int>(i);
     } else {
       XG_CHECK(shape[i] >= 0, "{}: invalid size {} in shape {}", op, shape[i], shape_string(requested));
-      known *= shape[i];
     }
   }
   if (infer >= 0) {
+    shape[infer] = 1;
+    // Checked: a product that wraps around (e.g. [2^62 + 1, 4, -1]) must not look like a divisor of numel.
+    const int64_t known = detail::checked_numel(op, shape);
     XG_CHECK(known != 0 && numel % known == 0, "{}: shape {} is invalid for input of shape {} ({} elements)", op,
              shape_string(requested), shape_string(from), numel);
     shape[infer] = numel / known;
   }
-  XG_CHECK(detail::shape_numel(shape) == numel, "{}: shape {} is invalid for input of shape {} ({} elements)", op,
+  XG_CHECK(detail::checked_numel(op, shape) == numel, "{}: shape {} is invalid for input of shape {} ({} elements)", op,
            shape_string(requested), shape_string(from), numel);
   return shape;
 }
 
 /// A new tensor of `out_shape` filled by strided_copy from x (src offset and strides given).
-Tensor gather_strided(const Tensor& x, const Shape& out_shape, int64_t src_offset, const std::vector<int64_t>& src_strides) {
+Tensor gather_strided(const char* op, const Tensor& x, const Shape& out_shape, int64_t src_offset, const std::vector<int64_t>& src_strides) {
   return dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> out = detail::new_array<T>(out_shape);
+    Array<T> out = detail::new_array<T>(out_shape, op);
     std::vector<int64_t> dst_strides = detail::contiguous_strides(out_shape);
     detail::strided_copy(x.array<T>().data() + src_offset, src_strides.data(), out.data(), dst_strides.data(), out_shape);
     return detail::make_tensor(std::move(out));
@@ -56,7 +58,7 @@ void check_index(const char* op, const Tensor& index) {
 Tensor slice_backward(const Tensor& gy, const Shape& input_shape, int64_t dim, int64_t start, int64_t step) {
   Tensor out = dispatch(gy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(input_shape);
+    Array<T> result = detail::new_array<T>(input_shape, "slice backward");
     std::fill(result.begin(), result.end(), T(0));
     std::vector<int64_t> dst_strides = detail::contiguous_strides(input_shape);
     int64_t offset = start * dst_strides[dim];
@@ -90,10 +92,12 @@ Tensor clone(const Tensor& x) {
 
 Tensor Tensor::clone() const { return xg::clone(*this); }
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
-  detail::check_defined("reshape", x);
+namespace {
+/// reshape and view (the same here: tensors are contiguous), with the caller's name in errors.
+Tensor reshape_as(const char* op, const Tensor& x, const Shape& shape) {
+  detail::check_defined(op, x);
   const Shape from = x.shape();
-  const Shape target = infer_shape("reshape", shape, x.numel(), from);
+  const Shape target = infer_shape(op, shape, x.numel(), from);
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> copy = x.array<T>();
@@ -105,8 +109,10 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   }
   return out;
 }
+}  // namespace
 
-Tensor view(const Tensor& x, const Shape& shape) { return reshape(x, shape); }
+Tensor reshape(const Tensor& x, const Shape& shape) { return reshape_as("reshape", x, shape); }
+Tensor view(const Tensor& x, const Shape& shape) { return reshape_as("view", x, shape); }
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   detail::check_defined("flatten", x);
@@ -167,7 +173,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
     out_shape[i] = s[perm[i]];
     src_strides[i] = in_strides[perm[i]];
   }
-  Tensor out = gather_strided(x, out_shape, 0, src_strides);
+  Tensor out = gather_strided("permute", x, out_shape, 0, src_strides);
   if (should_record({&x})) {
     std::vector<int64_t> inverse(n);
     for (int64_t i = 0; i < n; ++i) inverse[perm[i]] = i;
@@ -215,7 +221,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   if (target == s) return x;
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(target);
+    Array<T> result = detail::new_array<T>(target, "expand");
     detail::broadcast_copy(x.array<T>().data(), s, result.data(), target);
     return detail::make_tensor(std::move(result));
   });
@@ -236,13 +242,16 @@ Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::op
   const int64_t size = s[d];
   auto wrap = [size](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + size : v, 0, size); };
   int64_t from = wrap(start.value_or(0)), to = wrap(end.value_or(size));
-  int64_t count = to > from ? (to - from + step - 1) / step : 0;
+  // Written so that no step (up to INT64_MAX) overflows: count = ceil((to - from) / step).
+  const int64_t count = to > from ? (to - from - 1) / step + 1 : 0;
+  // With at most one element taken the step is never walked; 1 keeps stride * step in range.
+  if (count <= 1) step = 1;
   Shape out_shape = s;
   out_shape[d] = count;
   std::vector<int64_t> strides = detail::contiguous_strides(s);
   int64_t offset = from * strides[d];
   strides[d] *= step;
-  Tensor out = gather_strided(x, out_shape, count > 0 ? offset : 0, strides);
+  Tensor out = gather_strided("slice", x, out_shape, count > 0 ? offset : 0, strides);
   if (should_record({&x})) {
     record("SliceBackward", {x}, out, {}, [s, d, from, step](const BackwardContext&, const Tensor& gy) {
       return TensorList{slice_backward(gy, s, d, from, step)};
@@ -282,11 +291,11 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
                "cat: sizes of tensors must match except in dimension {}; expected size {} but got size {} for tensor {} in dimension {}", d,
                first.shape()[k], s[k], i, k);
     sizes.push_back(s[d]);
-    out_shape[d] += s[d];
+    out_shape[d] = detail::checked_add("cat", out_shape[d], s[d], "the total size along the cat dimension");
   }
   Tensor out = dispatch(first.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(out_shape);
+    Array<T> result = detail::new_array<T>(out_shape, "cat");
     std::vector<int64_t> dst_strides = detail::contiguous_strides(out_shape);
     int64_t offset = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
@@ -395,7 +404,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   if (!out_shape.empty()) out_shape[d] = count;
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(out_shape);
+    Array<T> result = detail::new_array<T>(out_shape, "index_select");
     const T* in = x.array<T>().data();
     for (int64_t o = 0; o < split.outer; ++o)
       for (int64_t k = 0; k < count; ++k)
@@ -490,7 +499,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t d = detail::normalize_dim("gather", dim, x.dim());
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(index.shape());
+    Array<T> result = detail::new_array<T>(index.shape(), "gather");
     const T* in = x.array<T>().data();
     T* dst = result.data();
     for_each_indexed("gather", s, d, index, nullptr, [&](int64_t xo, int64_t io) { dst[io] = in[xo]; });
@@ -566,7 +575,7 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
   XG_CHECK(highest < num_classes, "one_hot: class value {} is out of range for num_classes = {}", highest, num_classes);
   Shape out_shape = indices.shape();
   out_shape.push_back(num_classes);
-  Array<int64_t> result = detail::new_array<int64_t>(out_shape);
+  Array<int64_t> result = detail::new_array<int64_t>(out_shape, "one_hot");
   std::fill(result.begin(), result.end(), 0);
   for (int64_t i = 0; i < n; ++i) result.data()[i * num_classes + idx[i]] = 1;
   return detail::make_tensor(std::move(result));
@@ -580,30 +589,41 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
   const int64_t n = x.dim();
   XG_CHECK(static_cast<int64_t>(padding.size() / 2) <= n, "pad: padding of length {} covers more than the {} dimensions of shape {}",
            padding.size(), n, shape_string(s));
+  // INT64_MIN has no negation (the crop of the backward and the start below negate the padding).
+  for (int64_t amount : padding)
+    XG_CHECK(amount != std::numeric_limits<int64_t>::min(), "pad: padding {} is out of range", fmt::format("{}", padding));
   Shape out_shape = s;
-  std::vector<int64_t> before(n, 0);
+  std::vector<int64_t> before(n, 0), after(n, 0);
   for (size_t p = 0; p < padding.size() / 2; ++p) {
     int64_t d = n - 1 - static_cast<int64_t>(p);
     before[d] = padding[2 * p];
-    out_shape[d] = s[d] + padding[2 * p] + padding[2 * p + 1];
+    after[d] = padding[2 * p + 1];
+    const int64_t left = detail::checked_add("pad", s[d], padding[2 * p], "padded size");
+    out_shape[d] = detail::checked_add("pad", left, padding[2 * p + 1], "padded size");
     XG_CHECK(out_shape[d] >= 0, "pad: padding {} makes dimension {} of size {} negative", fmt::format("{}", padding), d, s[d]);
   }
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(out_shape);
+    Array<T> result = detail::new_array<T>(out_shape, "pad");
     std::fill(result.begin(), result.end(), static_cast<T>(value));
     std::vector<int64_t> in_strides = detail::contiguous_strides(s), out_strides = detail::contiguous_strides(out_shape);
+    // The input's rows [in_start, in_end) land in the output; when a range is empty nothing is copied
+    // (and the offsets, which could then be out of range, are not computed).
     Shape extent(n);
-    int64_t src_offset = 0, dst_offset = 0;
+    std::vector<int64_t> in_start(n);
     for (int64_t d = 0; d < n; ++d) {
-      int64_t in_start = std::max<int64_t>(0, -before[d]);
-      int64_t in_end = std::min<int64_t>(s[d], out_shape[d] - before[d]);
-      extent[d] = std::max<int64_t>(0, in_end - in_start);
-      src_offset += in_start * in_strides[d];
-      dst_offset += (in_start + before[d]) * out_strides[d];
+      in_start[d] = std::min<int64_t>(s[d], std::max<int64_t>(0, -before[d]));
+      const int64_t in_end = after[d] >= 0 ? s[d] : s[d] + after[d];  // min(s, out - before), without overflow
+      extent[d] = std::max<int64_t>(0, in_end - in_start[d]);
     }
-    if (detail::shape_numel(extent) > 0)
+    if (detail::shape_numel(extent) > 0) {
+      int64_t src_offset = 0, dst_offset = 0;
+      for (int64_t d = 0; d < n; ++d) {
+        src_offset += in_start[d] * in_strides[d];
+        dst_offset += (in_start[d] + before[d]) * out_strides[d];
+      }
       detail::strided_copy(x.array<T>().data() + src_offset, in_strides.data(), result.data() + dst_offset, out_strides.data(), extent);
+    }
     return detail::make_tensor(std::move(result));
   });
   if (should_record({&x})) {

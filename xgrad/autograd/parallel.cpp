@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -45,6 +46,10 @@ thread_local bool t_in_parallel = false;
 /// How long an idle worker polls for the next job before it goes to sleep.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
 
+/// The most threads xgrad runs: more than any machine's cores we target, and few enough that starting
+/// them cannot exhaust the process's thread or memory limits (the chunk word holds up to 0xffff).
+constexpr int kMaxThreads = 1024;
+
 int positive_env(const char* name) {
   const char* value = std::getenv(name);
   if (value == nullptr) return 0;
@@ -52,14 +57,14 @@ int positive_env(const char* name) {
   char* end = nullptr;
   const long n = std::strtol(value, &end, 10);
   if (end == value || n < 1) return 0;
-  return static_cast<int>(std::min<long>(n, 1024));
+  return static_cast<int>(std::min<long>(n, kMaxThreads));
 }
 
 int default_thread_count() {
   if (int n = positive_env("OMP_NUM_THREADS")) return n;
   if (int n = positive_env("OPENBLAS_NUM_THREADS")) return n;
   const long online = sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<int>(std::min<long>(online, 1024)) : 1;
+  return online > 0 ? static_cast<int>(std::min<long>(online, kMaxThreads)) : 1;
 }
 
 void keep_blas_single_threaded() {
@@ -79,11 +84,31 @@ class Pool {
 
   int threads() const { return threads_.load(std::memory_order_relaxed); }
 
+  /// Starts the n - 1 workers now, so that a failure is reported here (xg::Error) and not by some later
+  /// op; the pool then keeps its previous size.
   void set_threads(int n) {
     std::lock_guard<std::mutex> run(run_mutex_);
+    keep_blas_single_threaded();
+    const int previous = threads();
+    if (n == previous && static_cast<int>(workers_.size()) == n - 1) return;
     stop_workers();
     threads_.store(n, std::memory_order_relaxed);
-    keep_blas_single_threaded();
+    std::string failure;
+    try {
+      start_workers();
+      return;
+    } catch (const std::exception& error) {  // std::system_error from std::thread; bad_alloc
+      failure = error.what();
+    }
+    stop_workers();
+    threads_.store(previous, std::memory_order_relaxed);
+    try {
+      start_workers();
+    } catch (const std::exception&) {
+      stop_workers();  // not even the old size: run single-threaded
+      threads_.store(1, std::memory_order_relaxed);
+    }
+    XG_ERROR("set_num_threads: could not start {} threads ({}); keeping {} thread(s)", n, failure, threads());
   }
 
   /// Runs the job on the pool, or serially when another thread is using the pool right now.
@@ -93,7 +118,13 @@ class Pool {
       run_serially(begin, end, chunks, fn, context);
       return;
     }
-    start_workers();
+    try {
+      start_workers();
+    } catch (const std::exception&) {
+      // Only the default size is started lazily (set_num_threads starts its own): go on with the
+      // workers that did start rather than fail an op.
+      threads_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
+    }
     begin_ = begin;
     end_ = end;
     chunks_ = chunks;
@@ -233,7 +264,7 @@ Pool& pool() {
 int get_num_threads() { return pool().threads(); }
 
 void set_num_threads(int n) {
-  XG_CHECK(n >= 1, "set_num_threads: expected a thread count >= 1, got {}", n);
+  XG_CHECK(n >= 1 && n <= kMaxThreads, "set_num_threads: expected a thread count in [1, {}], got {}", kMaxThreads, n);
   XG_CHECK(!t_in_parallel, "set_num_threads: cannot change the thread count inside a parallel region");
   pool().set_threads(n);
 }

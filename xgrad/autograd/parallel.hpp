@@ -18,8 +18,9 @@ namespace xg {
 
 /// Threads used by xgrad's kernels (>= 1), like torch::get_num_threads().
 int get_num_threads();
-/// Sets the number of threads used by xgrad's kernels (like torch::set_num_threads); n >= 1 else
-/// xg::Error. Must not be called from inside a parallel region. Keeps BLAS single-threaded.
+/// Sets the number of threads used by xgrad's kernels (like torch::set_num_threads) and starts them;
+/// n in [1, 1024] else xg::Error. If the threads cannot be started, xg::Error and the previous count
+/// stays. Must not be called from inside a parallel region. Keeps BLAS single-threaded.
 void set_num_threads(int n);
 /// Index of the calling thread inside a parallel region (0 for the caller of parallel_for and outside).
 int get_thread_num();

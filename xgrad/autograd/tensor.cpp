@@ -50,6 +50,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
              shape_string(b), i, da, db);
     out[i] = da == 1 ? db : da;
   }
+  checked_numel(op, out);  // [2^32, 1] with [1, 2^32] has 2^64 elements
   return out;
 }
 
@@ -190,10 +191,9 @@ Tensor Tensor::to(Dtype target) const { return to_dtype(*this, target); }
 namespace {
 template <class Fill>
 Tensor make_filled(const char* op, const Shape& shape, TensorOptions options, Fill fill) {
-  for (int64_t s : shape) XG_CHECK(s >= 0, "{}: negative dimension {} in shape {}", op, s, shape_string(shape));
   Tensor result = detail::dispatch(options.dtype_, [&](auto tag) {
     using T = decltype(tag);
-    Array<T> array = detail::new_array<T>(shape);
+    Array<T> array = detail::new_array<T>(shape, op);  // checks the sizes, names op when out of memory
     fill(array);
     return detail::make_tensor(std::move(array));
   });
@@ -204,8 +204,9 @@ Tensor make_filled(const char* op, const Shape& shape, TensorOptions options, Fi
 
 Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptions options) {
   Shape s = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
-  XG_CHECK(detail::shape_numel(s) == static_cast<int64_t>(values.size()),
-           "tensor: {} values cannot fill shape {} ({} elements)", values.size(), shape_string(s), detail::shape_numel(s));
+  const int64_t numel = detail::checked_numel("tensor", s);
+  XG_CHECK(numel == static_cast<int64_t>(values.size()), "tensor: {} values cannot fill shape {} ({} elements)", values.size(),
+           shape_string(s), numel);
   for (double v : values) detail::check_scalar_fits("tensor", options.dtype_, v);  // no undefined casts to int64
   return make_filled("tensor", s, options, [&](auto& a) { std::copy(values.begin(), values.end(), a.begin()); });
 }
@@ -223,15 +224,20 @@ Tensor empty(const Shape& shape, TensorOptions options) {
   return make_filled("empty", shape, options, [](auto&) {});
 }
 
-Tensor full(const Shape& shape, double value, TensorOptions options) {
-  detail::check_scalar_fits("full", options.dtype_, value);  // a fractional value truncates, as PyTorch's full
-  return make_filled("full", shape, options, [&](auto& a) {
+namespace {
+/// full, zeros and ones, each naming itself in errors.
+Tensor filled(const char* op, const Shape& shape, double value, TensorOptions options) {
+  detail::check_scalar_fits(op, options.dtype_, value);  // a fractional value truncates, as PyTorch's full
+  return make_filled(op, shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
     std::fill(a.begin(), a.end(), static_cast<T>(value));
   });
 }
-Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
-Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+}  // namespace
+
+Tensor full(const Shape& shape, double value, TensorOptions options) { return filled("full", shape, value, options); }
+Tensor zeros(const Shape& shape, TensorOptions options) { return filled("zeros", shape, 0.0, options); }
+Tensor ones(const Shape& shape, TensorOptions options) { return filled("ones", shape, 1.0, options); }
 Tensor zeros_like(const Tensor& like, std::optional<Dtype> dtype) { return zeros(like.shape(), dtype.value_or(like.dtype())); }
 Tensor ones_like(const Tensor& like, std::optional<Dtype> dtype) { return ones(like.shape(), dtype.value_or(like.dtype())); }
 Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype) {
@@ -245,7 +251,10 @@ Tensor arange(double start, double end, double step, TensorOptions options) {
   XG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange: start, end and step must be finite");
   XG_CHECK((end - start) / step >= 0, "arange: upper bound and larger bound inconsistent with step sign (start {}, end {}, step {})",
            start, end, step);
-  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  // The count as a double first: casting one beyond int64's range to int64 is undefined behaviour.
+  const double count = std::ceil((end - start) / step);
+  XG_CHECK(count < 0x1p63, "arange: start {}, end {} and step {} give {} elements, more than int64 can count", start, end, step, count);
+  const auto n = static_cast<int64_t>(count);
   return make_filled("arange", {n}, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
     for (int64_t i = 0; i < n; ++i) a.data()[i] = static_cast<T>(start + static_cast<double>(i) * step);
@@ -297,7 +306,7 @@ Tensor randn_like(const Tensor& like) { return randn(like.shape(), like.dtype())
 
 Tensor randperm(int64_t n) {
   XG_CHECK(n >= 0, "randperm: expected n >= 0, got {}", n);
-  Array<int64_t> a = detail::new_array<int64_t>({n});
+  Array<int64_t> a = detail::new_array<int64_t>({n}, "randperm");
   std::iota(a.begin(), a.end(), int64_t{0});
   auto lock = random::lock_generator();
   auto& gen = random::generator();

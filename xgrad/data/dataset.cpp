@@ -85,7 +85,7 @@ std::vector<std::shared_ptr<Subset>> random_split(std::shared_ptr<const Dataset>
   int64_t total = 0;
   for (int64_t n : lengths) {
     XG_CHECK(n >= 0, "random_split: lengths must be non-negative, got {}", fmt::format("{}", lengths));
-    total += n;
+    total = detail::checked_add("random_split", total, n, "the sum of the lengths");  // a wrapped sum could match the size
   }
   XG_CHECK(total == dataset->size(), "random_split: lengths {} add up to {}, but the dataset has {} examples", fmt::format("{}", lengths),
            total, dataset->size());
@@ -120,10 +120,11 @@ MNIST::MNIST(const std::string& root, Mode mode) {
   IdxArray images = read_idx(images_path);
   IdxArray labels = read_idx(labels_path);
   XG_CHECK(images.type_code == 0x08 && images.shape.size() == 3,
-           "MNIST: '{}' should hold unsigned bytes of shape [N, rows, cols], got type 0x{:02x} and shape {}", images_path, images.type_code,
-           shape_string(images.shape));
-  XG_CHECK(labels.type_code == 0x08 && labels.shape.size() == 1, "MNIST: '{}' should hold unsigned bytes of shape [N], got shape {}",
-           labels_path, shape_string(labels.shape));
+           "MNIST: '{}' should hold unsigned bytes (idx type 0x08) of shape [N, rows, cols], got {} (idx type 0x{:02x}) of shape {}",
+           images_path, idx_type_name(images.type_code), images.type_code, shape_string(images.shape));
+  XG_CHECK(labels.type_code == 0x08 && labels.shape.size() == 1,
+           "MNIST: '{}' should hold unsigned bytes (idx type 0x08) of shape [N], got {} (idx type 0x{:02x}) of shape {}", labels_path,
+           idx_type_name(labels.type_code), labels.type_code, shape_string(labels.shape));
   XG_CHECK(images.shape[0] == labels.shape[0], "MNIST: '{}' has {} images but '{}' has {} labels", images_path, images.shape[0],
            labels_path, labels.shape[0]);
   const int64_t n = images.shape[0], rows = images.shape[1], cols = images.shape[2];
@@ -174,6 +175,7 @@ double parse_number(const std::string& text, const std::string& path, int64_t li
 }  // namespace
 
 CSVDataset::CSVDataset(const std::string& path, CSVOptions options) {
+  check_regular_file("CSVDataset", path);
   std::ifstream in(path);
   XG_CHECK(in.good(), "CSVDataset: cannot open '{}'", path);
   XG_CHECK(options.target_dtype == kInt64 || options.target_dtype == kFloat32, "CSVDataset: target_dtype must be int64 or float32, got {}",

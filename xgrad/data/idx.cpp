@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -31,7 +32,28 @@ uint64_t read_be(const uint8_t* p, int bytes) {
 
 }  // namespace
 
+const char* idx_type_name(uint8_t type_code) {
+  switch (type_code) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "int16";
+    case 0x0C: return "int32";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return "unknown type";
+  }
+}
+
+void check_regular_file(const char* op, const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);  // follows symlinks
+  if (error || !std::filesystem::exists(status)) return;
+  XG_CHECK(!std::filesystem::is_directory(status), "{}: '{}' is a directory, expected a file", op, path);
+  XG_CHECK(std::filesystem::is_regular_file(status), "{}: '{}' is not a regular file (a device, pipe or socket), expected a file", op, path);
+}
+
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
+  check_regular_file("read_idx", path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   XG_CHECK(in.good(), "read_idx: cannot open '{}'", path);
   // One read of the whole file (a byte-wise istreambuf_iterator copy took seconds for Fashion-MNIST).
@@ -159,8 +181,11 @@ Tensor IdxArray::to_tensor(bool as_float) const {
 
 void write_idx_ubyte(const std::string& path, const std::vector<int64_t>& shape, const std::vector<uint8_t>& values) {
   XG_CHECK(!shape.empty() && shape.size() < 256, "write_idx_ubyte: expected 1 to 255 dimensions, got {}", shape.size());
-  XG_CHECK(detail::shape_numel(shape) == static_cast<int64_t>(values.size()), "write_idx_ubyte: shape {} needs {} values, got {}",
-           shape_string(shape), detail::shape_numel(shape), values.size());
+  for (int64_t size : shape)  // each size is stored as a big-endian u32
+    XG_CHECK(size >= 0 && size <= 0xffffffffLL, "write_idx_ubyte: sizes must be in [0, 2^32 - 1], got shape {}", shape_string(shape));
+  const int64_t numel = detail::checked_numel("write_idx_ubyte", shape);  // a wrapped product could match values.size()
+  XG_CHECK(numel == static_cast<int64_t>(values.size()), "write_idx_ubyte: shape {} needs {} values, got {}", shape_string(shape), numel,
+           values.size());
   std::vector<uint8_t> content{0, 0, 0x08, static_cast<uint8_t>(shape.size())};
   for (int64_t s : shape)
     for (int shift = 24; shift >= 0; shift -= 8) content.push_back(static_cast<uint8_t>((static_cast<uint64_t>(s) >> shift) & 0xff));

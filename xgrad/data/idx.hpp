@@ -20,6 +20,10 @@ struct IdxArray {
   Tensor to_tensor(bool as_float = false) const;
 };
 
+/// The element type of an idx type code: "unsigned byte", "signed byte", "int16", "int32", "float32",
+/// "float64", or "unknown type".
+const char* idx_type_name(uint8_t type_code);
+
 /// Reads and validates an idx file (gzip detected by its magic bytes). Errors name the file and what
 /// is wrong: unknown magic or type, a truncated payload, trailing bytes, sizes that overflow.
 IdxArray read_idx(const std::string& path);
@@ -30,5 +34,10 @@ void write_idx_ubyte(const std::string& path, const std::vector<int64_t>& shape,
 
 /// Reads a whole file, transparently gunzipping it when it starts with the gzip magic.
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path);
+
+/// xg::Error naming `op` when `path` exists but is not a regular file: a directory opens "successfully"
+/// as a stream and then reads as garbage sizes or as an empty file, a device may never end. Called by
+/// every file reader in data/ before it opens the file (a missing file is left to the opener's message).
+void check_regular_file(const char* op, const std::string& path);
 
 }  // namespace xg::data

@@ -231,8 +231,9 @@ Tensor convolution(const char* op, const Tensor& input, const Tensor& weight, co
   const int64_t out_channels = ws[0], group_channels = ws[1];
   XG_CHECK(out_channels % groups == 0, "{}: out_channels ({}, the first dimension of the weight of shape {}) must be divisible by groups ({})",
            op, out_channels, shape_string(ws), groups);
-  XG_CHECK(channels == group_channels * groups, "{}: expected input with {} channels, got shape {} (weight of shape {}, groups={})", op,
-           group_channels * groups, shape_string(xs), shape_string(ws), groups);
+  const int64_t expected_channels = detail::checked_mul(op, group_channels, groups, "in_channels (weight.size(1) * groups)");
+  XG_CHECK(channels == expected_channels, "{}: expected input with {} channels, got shape {} (weight of shape {}, groups={})", op,
+           expected_channels, shape_string(xs), shape_string(ws), groups);
   if (bias.defined()) {
     XG_CHECK(bias.dtype() == input.dtype(), "{}: expected a bias of dtype {}, got {}", op, input.dtype(), bias.dtype());
     XG_CHECK(bias.dim() == 1 && bias.numel() == out_channels, "{}: expected a bias of shape [{}], got {}", op, out_channels,
@@ -258,14 +259,14 @@ Tensor convolution(const char* op, const Tensor& input, const Tensor& weight, co
     step[a] = stride[d];
     spread[a] = dilation[d];
     XG_CHECK(kernel[a] > 0, "{}: expected a positive kernel size, got weight of shape {}", op, shape_string(ws));
-    const int64_t effective = spread[a] * (kernel[a] - 1) + 1;
+    const int64_t effective = detail::checked_add(op, detail::checked_mul(op, spread[a], kernel[a] - 1, "dilated kernel size"), 1, "dilated kernel size");
     if (padding.is_same()) {
       // PyTorch's rule: total d*(k-1), the smaller half before, the extra element after.
       before[a] = spread[a] * (kernel[a] - 1) / 2;
       out[a] = size[a];
     } else {
       before[a] = padding.is_valid() ? 0 : padding.amounts()[d];
-      padded[d] = size[a] + 2 * before[a];
+      padded[d] = detail::checked_add(op, size[a], detail::checked_mul(op, 2, before[a], "padding"), "padded input size");
       dilated[d] = effective;
       out[a] = padded[d] >= effective ? (padded[d] - effective) / step[a] + 1 : 0;
     }
@@ -294,8 +295,9 @@ Tensor convolution(const char* op, const Tensor& input, const Tensor& weight, co
   g.out_w = out[1];
   g.batch_in_columns = true;
   g.image_shape = xs;
-  const int64_t positions = g.positions(), group_rows = group_channels * kernel[0] * kernel[1];
-  g.columns_shape = {groups, group_rows, batch * positions};
+  const int64_t positions = detail::checked_mul(op, out[0], out[1], "number of output positions");
+  const int64_t group_rows = group_channels * kernel[0] * kernel[1];  // sizes of the weight: cannot overflow
+  g.columns_shape = {groups, group_rows, detail::checked_mul(op, batch, positions, "number of output positions")};
 
   OutputLayout layout;
   layout.batch = batch;
@@ -324,8 +326,8 @@ void check_window_args(const char* op, const ExpandingArray<2>& kernel_size, con
 }
 
 /// Unfold geometry for an image of `height` x `width`; out sizes may come out < 1 (checked by callers).
-PatchGeometry window_geometry(int64_t height, int64_t width, const ExpandingArray<2>& kernel_size, const ExpandingArray<2>& dilation,
-                              const ExpandingArray<2>& padding, const ExpandingArray<2>& stride) {
+PatchGeometry window_geometry(const char* op, int64_t height, int64_t width, const ExpandingArray<2>& kernel_size,
+                              const ExpandingArray<2>& dilation, const ExpandingArray<2>& padding, const ExpandingArray<2>& stride) {
   PatchGeometry g;
   g.height = height;
   g.width = width;
@@ -337,12 +339,16 @@ PatchGeometry window_geometry(int64_t height, int64_t width, const ExpandingArra
   g.pad_left = padding[1];
   g.stride_h = stride[0];
   g.stride_w = stride[1];
-  auto count = [](int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {
-    const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  auto count = [op](int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {
+    const int64_t padded = detail::checked_add(op, in, detail::checked_mul(op, 2, p, "padding"), "padded input size");
+    const int64_t span = padded - detail::checked_mul(op, d, k - 1, "dilated kernel size") - 1;
     return span >= 0 ? span / s + 1 : 0;
   };
   g.out_h = count(height, g.kernel_h, g.dilation_h, g.pad_top, g.stride_h);
   g.out_w = count(width, g.kernel_w, g.dilation_w, g.pad_left, g.stride_w);
+  // positions(), the kernel area and their product (the work per plane) are used unchecked below.
+  const int64_t positions = detail::checked_mul(op, std::max<int64_t>(g.out_h, 0), std::max<int64_t>(g.out_w, 0), "number of output positions");
+  detail::checked_mul(op, detail::checked_mul(op, g.kernel_h, g.kernel_w, "kernel area"), positions, "kernel area x output positions");
   return g;
 }
 
@@ -376,7 +382,7 @@ Tensor im2col(const Tensor& input, ExpandingArray<2> kernel_size, ExpandingArray
   check_window_args("im2col", kernel_size, dilation, padding, stride);
   const Shape xs = input.shape();
   const bool batched = input.dim() == 4;
-  PatchGeometry g = window_geometry(xs[xs.size() - 2], xs.back(), kernel_size, dilation, padding, stride);
+  PatchGeometry g = window_geometry("im2col", xs[xs.size() - 2], xs.back(), kernel_size, dilation, padding, stride);
   XG_CHECK(g.out_h > 0 && g.out_w > 0,
            "im2col: input of shape {} is too small for kernel_size={}, dilation={}, padding={}, stride={} (sliding-window output {} x {})",
            shape_string(xs), kernel_size.tuple_string(), dilation.tuple_string(), padding.tuple_string(), stride.tuple_string(), g.out_h,
@@ -384,7 +390,8 @@ Tensor im2col(const Tensor& input, ExpandingArray<2> kernel_size, ExpandingArray
   g.batch = batched ? xs[0] : 1;
   g.channels = xs[batched ? 1 : 0];
   g.image_shape = xs;
-  g.columns_shape = batched ? Shape{g.batch, g.rows(), g.positions()} : Shape{g.rows(), g.positions()};
+  const int64_t rows = detail::checked_mul("im2col", g.channels, g.kernel_h * g.kernel_w, "rows (channels x kernel area)");
+  g.columns_shape = batched ? Shape{g.batch, rows, g.positions()} : Shape{rows, g.positions()};
   return unfold_patches(input, g);
 }
 
@@ -398,10 +405,10 @@ Tensor col2im(const Tensor& columns, ExpandingArray<2> output_size, ExpandingArr
   XG_CHECK(output_size[0] > 0 && output_size[1] > 0, "col2im: output_size must be positive, got {}", output_size.tuple_string());
   const Shape cs = columns.shape();
   const bool batched = columns.dim() == 3;
-  const int64_t rows = cs[cs.size() - 2], area = kernel_size[0] * kernel_size[1];
+  const int64_t rows = cs[cs.size() - 2], area = detail::checked_mul("col2im", kernel_size[0], kernel_size[1], "kernel area");
   XG_CHECK(rows % area == 0, "col2im: expected the rows of the input (shape {}) to be divisible by the kernel area {} (kernel_size={})",
            shape_string(cs), area, kernel_size.tuple_string());
-  PatchGeometry g = window_geometry(output_size[0], output_size[1], kernel_size, dilation, padding, stride);
+  PatchGeometry g = window_geometry("col2im", output_size[0], output_size[1], kernel_size, dilation, padding, stride);
   XG_CHECK(g.out_h > 0 && g.out_w > 0 && cs.back() == g.positions(),
            "col2im: given output_size={}, kernel_size={}, dilation={}, padding={}, stride={}, expected {} sliding-window positions "
            "({} x {}) in the last dimension of the input, got shape {}",

@@ -26,8 +26,14 @@ int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a
 
 /// PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input or
 /// the left padding, otherwise it is dropped.
-int64_t pooled_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
-  int64_t out = floor_div(in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+/// Checked: huge padding, kernel, dilation or stride is an xg::Error naming `op`, not a wrapped size.
+int64_t pooled_size(const char* op, int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
+  using detail::checked_add;
+  using detail::checked_mul;
+  const int64_t padded = checked_add(op, in, checked_mul(op, 2, pad, "padding"), "padded input size");
+  const int64_t span = padded - checked_add(op, checked_mul(op, dilation, kernel - 1, "dilated kernel size"), 1, "dilated kernel size");
+  int64_t out = floor_div(checked_add(op, span, ceil_mode ? stride - 1 : 0, "padded input size"), stride) + 1;
+  // (out - 1) * stride lies in [span, span + stride - 1], both checked above: no overflow.
   if (ceil_mode && (out - 1) * stride >= in + pad) --out;
   return out;
 }
@@ -239,7 +245,7 @@ std::tuple<Tensor, Tensor> max_pool(const char* op, const Tensor& input, const E
     pad[a] = padding[d];
     spread[a] = dilation[d];
   }
-  for (size_t a = 0; a < 2; ++a) out[a] = pooled_size(in[a], kernel[a], pad[a], step[a], spread[a], ceil_mode);
+  for (size_t a = 0; a < 2; ++a) out[a] = pooled_size(op, in[a], kernel[a], pad[a], step[a], spread[a], ceil_mode);
   XG_CHECK(out[0] > 0 && out[1] > 0,
            "{}: given input of shape {}, the calculated output size ({}) is too small (kernel_size={}, stride={}, padding={}, dilation={})",
            op, shape_string(planes.shape), D == 2 ? fmt::format("{} x {}", out[0], out[1]) : fmt::format("{}", out[1]),
@@ -373,7 +379,7 @@ Tensor average_pool(const char* op, const Tensor& input, const ExpandingArray<2>
   XG_CHECK(!divisor_override || *divisor_override != 0, "{}: divisor_override must be nonzero", op);
   const std::array<int64_t, 2> in{planes.height, planes.width};
   std::array<int64_t, 2> out{};
-  for (size_t a = 0; a < 2; ++a) out[a] = pooled_size(in[a], kernel_size[a], padding[a], stride[a], 1, ceil_mode);
+  for (size_t a = 0; a < 2; ++a) out[a] = pooled_size(op, in[a], kernel_size[a], padding[a], stride[a], 1, ceil_mode);
   XG_CHECK(out[0] > 0 && out[1] > 0,
            "{}: given input of shape {}, the calculated output size ({} x {}) is too small (kernel_size={}, stride={}, padding={})", op,
            shape_string(planes.shape), out[0], out[1], kernel_size.tuple_string(), stride.tuple_string(), padding.tuple_string());
@@ -416,6 +422,9 @@ Tensor adaptive_average_pool(const char* op, const Tensor& input, const Expandin
   const Planes planes = planes_of<2>(op, input);
   XG_CHECK(output_size[0] > 0 && output_size[1] > 0, "{}: output_size must be positive, got {}", op, output_size.tuple_string());
   const std::array<int64_t, 2> in{planes.height, planes.width}, out{output_size[0], output_size[1]};
+  // The output's size and the window bounds below ((o + 1) * in) must fit in int64.
+  detail::checked_numel(op, pooled_shape<2>(planes.shape, out));
+  for (size_t a = 0; a < 2; ++a) detail::checked_mul(op, out[a], in[a], "output_size x input size");
   auto g = std::make_shared<WindowGeometry>();
   g->planes = planes.planes;
   g->in_h = in[0];
