@@ -334,6 +334,30 @@ TEST_CASE("a leaf's hook runs once per backward on the summed gradient", "[engin
   CHECK(value_at(w.grad(), 0) == Approx(2.5));
 }
 
+TEST_CASE("a leaf's hook runs as soon as its last partial gradient arrives, mid-backward", "[engine][hooks]") {
+  // As PyTorch's AccumulateGrad node: DistributedDataParallel starts its all-reduce from these hooks,
+  // so a leaf whose gradient is complete early must not wait for the end of the pass.
+  Tensor w = tensor({2.0}, kFloat64).requires_grad_();
+  Tensor x = tensor({0.5}, kFloat64).requires_grad_();
+  std::vector<std::string> events;
+  w.register_hook([&](const Tensor&) {
+    events.push_back("w");
+    return Tensor();
+  });
+  Tensor h = x * 3.0;  // recorded first, so its node runs after the one that completes w
+  h.register_hook([&](const Tensor&) {
+    events.push_back("h");
+    return Tensor();
+  });
+  // w gets its only partial from the last op; h's gradient (2w * exp(h)) arrives one node later.
+  (h.exp() * w).sum().backward();
+  REQUIRE(events.size() == 2);
+  CHECK(events[0] == "w");
+  CHECK(events[1] == "h");
+  CHECK(value_at(w.grad(), 0) == Approx(std::exp(1.5)));
+  CHECK(value_at(x.grad(), 0) == Approx(3.0 * 2.0 * std::exp(1.5)));
+}
+
 TEST_CASE("a hook returning a gradient of the wrong shape or dtype is an error naming the hook", "[engine][hooks][errors]") {
   Tensor x = zeros({2, 3}, kFloat64).requires_grad_();
   x.register_hook([](const Tensor& g) { return g.sum({0}); });

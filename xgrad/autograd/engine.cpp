@@ -376,6 +376,16 @@ class GraphTask {
       for (const Edge& edge : node->next_edges())
         if (edge.node && is_needed(edge.node.get())) ++edge.node->scratch.dependencies;
     }
+    // Leaves with hooks: count the partial gradients each will receive, so that its hooks run (and
+    // it accumulates) as soon as the last one arrives, as PyTorch's AccumulateGrad node does. That
+    // is mid-backward: DistributedDataParallel's all-reduce starts from these hooks.
+    if (!capturing) {
+      for (Node* node : order)
+        for (const Edge& edge : node->next_edges())
+          if (edge.leaf && !edge.leaf->hooks.empty()) ++hooked_leaf(edge.leaf).pending;
+      for (RootEdge& root : roots)
+        if (root.edge.leaf && !root.edge.leaf->hooks.empty()) ++hooked_leaf(root.edge.leaf).pending;
+    }
 
     // 2. Seed the roots.
     for (RootEdge& root : roots) deliver(root.edge, root.grad, nullptr);
@@ -387,8 +397,9 @@ class GraphTask {
       execute(node);
     }
 
-    // 4. Leaves with hooks got all their gradient of this pass: hooks run once, on the sum.
-    for (auto& [leaf, grad] : hooked_leaves_) accumulate_leaf(*leaf, std::move(grad));
+    // 4. Every hooked leaf completed in step 3 unless a partial was never delivered; finish those.
+    for (HookedLeaf& hooked : hooked_leaves_)
+      if (hooked.grad.defined()) accumulate_leaf(*hooked.leaf, std::move(hooked.grad));
   }
 
  private:
@@ -442,10 +453,8 @@ class GraphTask {
       if (!capture_nodes_.empty() || !capture_leaves_.empty()) return;  // grad(): never touch .grad()
       if (!edge.leaf->hooks.empty()) {
         // As PyTorch's AccumulateGrad: a leaf's hooks see the summed gradient of the pass, once, so
-        // the partials are summed here first (a leaf without hooks accumulates straight away).
-        auto [slot, added] = hooked_leaf_slots_.try_emplace(edge.leaf.get(), hooked_leaves_.size());
-        if (added) hooked_leaves_.emplace_back(edge.leaf, Tensor());
-        accumulate_into(hooked_leaves_[slot->second].second, grad);
+        // the partials are summed first (a leaf without hooks accumulates straight away).
+        arrive_at_hooked_leaf(edge.leaf, &grad);
         return;
       }
       accumulate_leaf(*edge.leaf, std::move(grad));
@@ -462,6 +471,27 @@ class GraphTask {
       return;
     }
     if (--node->scratch.dependencies == 0) push_ready(node);
+  }
+
+  struct HookedLeaf {
+    std::shared_ptr<TensorImpl> leaf;
+    Tensor grad;         // the sum of the partials so far
+    size_t pending = 0;  // partials still to come in this pass
+  };
+
+  HookedLeaf& hooked_leaf(const std::shared_ptr<TensorImpl>& leaf) {
+    auto [slot, added] = hooked_leaf_slots_.try_emplace(leaf.get(), hooked_leaves_.size());
+    if (added) hooked_leaves_.push_back(HookedLeaf{leaf, Tensor(), 0});
+    return hooked_leaves_[slot->second];
+  }
+
+  /// One partial gradient (null: an input the node gave no gradient) for a leaf with hooks; the last
+  /// one runs the hooks on the sum and accumulates it into .grad().
+  void arrive_at_hooked_leaf(const std::shared_ptr<TensorImpl>& leaf, Tensor* grad) {
+    HookedLeaf& hooked = hooked_leaf(leaf);
+    if (grad != nullptr) accumulate_into(hooked.grad, *grad);
+    if (hooked.pending > 0 && --hooked.pending == 0 && hooked.grad.defined())
+      accumulate_leaf(*hooked.leaf, std::move(hooked.grad));
   }
 
   void push_ready(Node* node) {
@@ -538,6 +568,8 @@ class GraphTask {
         // No gradient for this input from this node: still release the dependency.
         if (edges[i].node && is_needed(edges[i].node.get())) {
           if (--edges[i].node->scratch.dependencies == 0) push_ready(edges[i].node.get());
+        } else if (edges[i].leaf && !capturing() && !edges[i].leaf->hooks.empty()) {
+          arrive_at_hooked_leaf(edges[i].leaf, nullptr);
         }
         continue;
       }
@@ -571,7 +603,7 @@ class GraphTask {
   std::unordered_map<Node*, std::vector<std::pair<uint32_t, size_t>>> capture_nodes_;
   std::unordered_map<TensorImpl*, std::vector<size_t>> capture_leaves_;
   TensorList captures_;
-  std::vector<std::pair<std::shared_ptr<TensorImpl>, Tensor>> hooked_leaves_;  // in first-arrival order
+  std::vector<HookedLeaf> hooked_leaves_;  // in discovery order
   std::unordered_map<TensorImpl*, size_t> hooked_leaf_slots_;
 };
 

@@ -368,12 +368,13 @@ class DistributedDataParallel::Reducer {
     }
   }
 
-  /// pending[p] = the number of edges of loss's graph that end at parameter p: the engine delivers
-  /// at most one gradient per edge, so after that many the parameter's gradient is complete.
+  /// pending[p] = 1 for each parameter that loss's graph reaches: the engine runs a leaf's hooks once
+  /// per backward, on its summed gradient, as soon as the last partial has arrived (PyTorch's
+  /// AccumulateGrad), so one hook call completes the parameter.
   void count_gradient_contributions(const Tensor& loss) {
     auto count_leaf = [&](const TensorImpl* leaf) {
       auto found = index_of_.find(leaf);
-      if (found != index_of_.end()) ++params_[found->second].pending;
+      if (found != index_of_.end()) params_[found->second].pending = 1;
     };
     if (!loss.grad_fn()) {
       count_leaf(loss.impl().get());
@@ -410,15 +411,11 @@ class DistributedDataParallel::Reducer {
       T* slice = buffer + param.offset;
       const T* incoming = grad.template data_ptr<T>();
       const int64_t count = param.tensor.numel();
-      if (!param.seen) {
-        // The first contribution of this backward: start from the gradient accumulated before it
-        // (gradient accumulation), which the engine is about to add this contribution to.
-        copy_gradient_into<T>(param.tensor, slice, buffer + bucket.count + param.slot);
-        buffer[bucket.count + param.slot] = 1;
-        for (int64_t i = 0; i < count; ++i) slice[i] += incoming[i];
-      } else {
-        for (int64_t i = 0; i < count; ++i) slice[i] += incoming[i];
-      }
+      // The parameter's whole gradient of this backward (the hook runs once, on the sum), added to
+      // the gradient accumulated before it (gradient accumulation), as the engine is about to do.
+      copy_gradient_into<T>(param.tensor, slice, buffer + bucket.count + param.slot);
+      buffer[bucket.count + param.slot] = 1;
+      for (int64_t i = 0; i < count; ++i) slice[i] += incoming[i];
     });
     param.seen = true;
     if (--param.pending == 0 && --bucket.pending_params == 0) launch_ready_buckets(true);
