@@ -130,10 +130,8 @@ TEST_CASE("errors: reductions over no elements", "[errors]") {
   CHECK_XG_ERROR(xg::argmax(empty), Contains("argmax") && Contains("empty"));
   CHECK_XG_ERROR(xg::argmin(empty), Contains("argmin") && Contains("empty"));
   CHECK_XG_ERROR(xg::max(xg::zeros({2, 0}), 1), Contains("max") && Contains("empty"));
-  CHECK_XG_ERROR(xg::mean(empty), Contains("mean") && Contains("zero elements"));
-  CHECK_XG_ERROR(xg::mean(xg::zeros({3, 0}), {1}), Contains("mean") && Contains("zero elements"));
   CHECK_XG_ERROR(xg::logsumexp(empty, {0}), Contains("logsumexp") && Contains("zero elements"));
-  CHECK_XG_ERROR(xg::var(xg::ones({1})), Contains("var") && Contains("degrees of freedom"));
+  // (mean over no elements and var without degrees of freedom are NaN, as PyTorch: tests/test_reliability_numerics.cpp)
   // sums over nothing are fine (the identity 0)
   CHECK(xg::sum(empty).item<float>() == 0.0f);
 }

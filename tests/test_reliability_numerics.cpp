@@ -514,6 +514,33 @@ TEST_CASE("edges: nll_loss with every target ignored is NaN with gradient 0; emp
   CHECK(empty_in.grad().shape() == Shape{0, 3});
 }
 
+TEST_CASE("edges: mean over no elements and var or std without degrees of freedom are NaN, as PyTorch", "[numerics][edges]") {
+  // mean of zero elements is 0/0 = NaN with an empty gradient, over all dims or some.
+  Tensor empty = zeros({0, 3}, kFloat64).requires_grad_();
+  Tensor m = mean(empty, {0});
+  REQUIRE(m.shape() == Shape{3});
+  check_same(doubles_of(m), {kNaN, kNaN, kNaN}, "mean over an empty dim");
+  m.sum().backward();
+  CHECK(empty.grad().shape() == Shape{0, 3});
+  CHECK(std::isnan(mean(zeros({2, 0}, kFloat64)).item<double>()));
+  CHECK(mean(zeros({2, 0}, kFloat64), {1}).shape() == Shape{2});
+  // var/std with one element per slice (unbiased: n - 1 = 0) or none: NaN values and NaN gradients.
+  Tensor x = tensor({2.0, 3.0}, {1, 2}, kFloat64).requires_grad_();
+  Tensor v = var(x, {0});
+  check_same(doubles_of(v), {kNaN, kNaN}, "var of one row");
+  v.sum().backward();
+  check_same(doubles_of(x.grad()), {kNaN, kNaN}, "var's gradient without degrees of freedom");
+  Tensor y = tensor({2.0, 3.0}, {1, 2}, kFloat64).requires_grad_();
+  Tensor s = xg::std(y, {0});
+  check_same(doubles_of(s), {kNaN, kNaN}, "std of one row");
+  s.sum().backward();
+  check_same(doubles_of(y.grad()), {kNaN, kNaN}, "std's gradient without degrees of freedom");
+  CHECK(std::isnan(var(zeros({0}, kFloat64), {}, false).item<double>()));
+  // With degrees of freedom left the usual values: var([2, 3]) = 0.5 (unbiased), 0.25 (biased).
+  CHECK(var(tensor({2.0, 3.0}, kFloat64)).item<double>() == Approx(0.5));
+  CHECK(var(tensor({2.0, 3.0}, kFloat64), {}, false).item<double>() == Approx(0.25));
+}
+
 TEST_CASE("edges: NaN propagates through relu, maximum/minimum and elu with PyTorch's gradients", "[numerics][edges]") {
   // relu = clamp_min(x, 0): relu(NaN) = NaN; its backward masks only where the output is <= 0.
   Tensor r = relu(tensor({kNaN, 1, -1}, kFloat64));

@@ -2,10 +2,10 @@
 
 #include <array>
 #include <cstdlib>
-
-#include "xgrad/autograd/error.hpp"
 #include <mutex>
 #include <vector>
+
+#include "xgrad/autograd/error.hpp"
 
 namespace xg {
 namespace {

@@ -233,8 +233,9 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   detail::dispatch_floating("mean", x, [](auto) { return 0; });
   const std::vector<int64_t> reduce = detail::normalize_dims("mean", dims, x.dim());
   const int64_t n = reduced_count(x.shape(), reduce);
-  XG_CHECK(n > 0, "mean: cannot average over zero elements (shape {}, dims {})", shape_string(x.shape()), fmt::format("{}", dims));
-  return autograd::anomaly_checked_as("mean", [&] { return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(n)); });
+  // PyTorch: the mean of zero elements is NaN (0/0), with an empty gradient.
+  const double scale = n > 0 ? 1.0 / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+  return autograd::anomaly_checked_as("mean", [&] { return mul(sum(x, dims, keepdim), scale); });
 }
 
 Tensor max(const Tensor& x) { return extreme_all<true>("max", x); }
@@ -249,10 +250,11 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
   const std::vector<int64_t> reduce = detail::normalize_dims("var", dims, x.dim());
   const int64_t n = reduced_count(x.shape(), reduce);
   const int64_t dof = n - (unbiased ? 1 : 0);
-  XG_CHECK(dof > 0, "var: {} element(s) leave {} degrees of freedom (unbiased={}); the variance is undefined", n, dof, unbiased);
+  // PyTorch: no degrees of freedom left (one element, unbiased; or none) gives NaN, and NaN gradients.
+  const double scale = dof > 0 ? 1.0 / static_cast<double>(dof) : std::numeric_limits<double>::quiet_NaN();
   return autograd::anomaly_checked_as("var", [&] {
     Tensor centered = sub(x, mean(x, dims, true));
-    return mul(sum(mul(centered, centered), dims, keepdim), 1.0 / static_cast<double>(dof));
+    return mul(sum(mul(centered, centered), dims, keepdim), scale);
   });
 }
 
