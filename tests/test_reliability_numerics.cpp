@@ -22,7 +22,7 @@ namespace {
 
 /// The values of a tensor as long double (any dtype).
 std::vector<Real> values_of(const Tensor& t) {
-  Tensor d = t.to(kFloat64);
+  Tensor d = t.to(kFloat64).contiguous();  // a view's elements in row-major order
   std::vector<Real> out(static_cast<size_t>(d.numel()));
   for (size_t i = 0; i < out.size(); ++i) out[i] = d.data_ptr<double>()[i];
   return out;
@@ -364,7 +364,7 @@ std::vector<double> grad_of(const std::function<Tensor(const Tensor&)>& f, const
 }
 
 std::vector<double> doubles_of(const Tensor& t) {
-  Tensor d = t.to(kFloat64);
+  Tensor d = t.to(kFloat64).contiguous();  // a view's elements in row-major order
   return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
 }
 

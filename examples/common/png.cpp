@@ -86,7 +86,7 @@ std::pair<int64_t, int64_t> write_image_grid(const std::string& path, const xg::
   xg::Tensor values;
   {
     xg::NoGradGuard no_grad;
-    values = images.detach().to(xg::kFloat64);
+    values = images.detach().to(xg::kFloat64).contiguous();  // a view (a slice of a batch) read flat
   }
   const double* source = values.data_ptr<double>();
   std::vector<uint8_t> pixels(static_cast<size_t>(width * height), 0);

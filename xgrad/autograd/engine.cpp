@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "xgrad/autograd/grad_mode.hpp"
+#include "xgrad/autograd/kernels.hpp"
 #include "xgrad/autograd/ops.hpp"
 
 namespace xg {
@@ -90,12 +91,8 @@ void Node::set_inputs(const Tensor* inputs, size_t count) {
     const Tensor& input = inputs[i];
     if (!input.defined()) continue;
     InputMeta& meta = input_meta_[i];
-    std::visit(
-        [&](const auto& array) {
-          meta.sizes = array.shape();
-          meta.dtype = dtype_of<typename std::decay_t<decltype(array)>::value_type>();
-        },
-        input.impl()->storage->array);
+    meta.sizes = input.impl()->sizes;
+    meta.dtype = input.dtype();
     if (!input.requires_grad()) continue;
     if (input.grad_fn()) {
       next_edges_[i].node = input.grad_fn();
@@ -113,7 +110,7 @@ SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) : is_output_(is_o
   saved_version_ = tensor.impl()->storage->version;
   requires_grad_ = tensor.requires_grad();
   output_nr_ = tensor.impl()->output_nr;
-  if (is_output) storage_ = tensor.impl()->storage;
+  if (is_output) tensor_ = Tensor(detail::alias(tensor, false));
   else tensor_ = tensor;
 }
 
@@ -124,14 +121,13 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& node, const char* op_nam
            "were freed). Saved tensors are freed after backward; call backward(..., retain_graph=true) "
            "the first time if you need to backward twice",
            op_name);
-  const std::shared_ptr<Storage>& storage = is_output_ ? storage_ : tensor_.impl()->storage;
+  const std::shared_ptr<Storage>& storage = tensor_.impl()->storage;
   XG_CHECK(storage->version == saved_version_,
            "{}: one of the tensors needed for gradient computation has been modified by an in-place "
-           "operation: a tensor of shape {} is at version {}; expected version {}",
-           op_name, shape_string(Tensor(detail::make_impl(storage, false)).shape()), storage->version,
-           saved_version_);
+           "operation (possibly through a view of it): a tensor of shape {} is at version {}; expected version {}",
+           op_name, shape_string(tensor_.shape()), storage->version, saved_version_);
   if (!is_output_) return tensor_;
-  auto impl = detail::make_impl(storage_, requires_grad_);
+  auto impl = detail::alias(tensor_, requires_grad_);
   if (requires_grad_) {
     impl->grad_fn = node;
     impl->output_nr = output_nr_;
@@ -143,7 +139,6 @@ void SavedTensor::release() {
   if (!defined_) return;
   released_ = true;
   tensor_ = Tensor();
-  storage_.reset();
 }
 
 // ---- function nodes and recording ------------------------------------------------------------
@@ -240,16 +235,16 @@ void record(const char* op_name, std::initializer_list<Tensor> inputs, Tensor& o
 
 namespace {
 bool all_finite(const Tensor& t) {
-  return std::visit(
-      [](const auto& a) {
-        using T = typename std::decay_t<decltype(a)>::value_type;
-        if constexpr (std::is_floating_point_v<T>) {
-          for (T v : a)
-            if (!std::isfinite(v)) return false;
-        }
-        return true;
-      },
-      t.impl()->storage->array);
+  const Tensor dense = t.detach().contiguous();  // only the tensor's own elements, not the whole storage
+  return detail::dispatch(dense.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) {
+      const T* data = dense.contiguous_data<T>();
+      for (int64_t i = 0; i < dense.numel(); ++i)
+        if (!std::isfinite(data[i])) return false;
+    }
+    return true;
+  });
 }
 }  // namespace
 
@@ -263,14 +258,7 @@ void check_forward_anomaly(const char* op_name, const Tensor& output) {
 namespace {
 
 /// True when the tensor's sizes equal `sizes` (no vector built).
-bool has_sizes(const Tensor& t, const Array<float>::shape_type& sizes) {
-  return std::visit(
-      [&](const auto& array) {
-        const auto& own = array.shape();
-        return own.size() == sizes.size() && std::equal(own.begin(), own.end(), sizes.begin());
-      },
-      t.impl()->storage->array);
-}
+bool has_sizes(const Tensor& t, const Sizes& sizes) { return t.impl()->sizes == sizes; }
 
 /// Adds a gradient into a slot: out of place, because the same gradient tensor may have been
 /// handed to several edges (add's backward returns its input gradient twice).
@@ -319,7 +307,7 @@ class ZeroDerivativeLink final : public Node {
 };
 
 Tensor link_zero_derivative(const Node& node, const Tensor& grad, const Edge& input, const InputMeta& meta) {
-  auto impl = detail::make_impl(grad.impl()->storage, true);  // the same values, a new place in the graph
+  auto impl = detail::alias(grad, true);  // the same values, a new place in the graph
   impl->grad_fn = std::make_shared<ZeroDerivativeLink>(node.name() + "Backward", grad, input, meta);
   return Tensor(std::move(impl));
 }
@@ -503,12 +491,15 @@ class GraphTask {
   void accumulate_leaf(TensorImpl& leaf, Tensor grad) {
     grad = apply_hooks(leaf.hooks, std::move(grad));
     if (!leaf.grad) {
+      // .grad is always a contiguous tensor of its own (PyTorch's layout contract): an expanded or
+      // transposed view as .grad would be corrupted by the next in-place accumulation.
       if (create_graph_) {
-        leaf.grad = grad.impl();
+        leaf.grad = (grad.is_contiguous() && !grad.is_view() ? grad : grad.clone()).impl();
       } else {
         // Steal the gradient when nobody else holds it; otherwise keep a private copy, since later
         // accumulation is in place.
-        bool exclusive = grad.impl().use_count() == 1 && grad.impl()->storage.use_count() == 1 && !grad.requires_grad();
+        bool exclusive = grad.impl().use_count() == 1 && grad.impl()->storage.use_count() == 1 && !grad.requires_grad() &&
+                         grad.is_contiguous();
         leaf.grad = exclusive ? grad.impl() : grad.detach().clone().impl();
       }
       return;

@@ -141,9 +141,19 @@ struct Function {
     for (size_t i = 0; i < inputs.size(); ++i) node->ctx.needs_input_grad_.push_back(node->needs_input_grad(i));
     for (uint32_t i = 0; i < outputs.size(); ++i) {
       Tensor& out = outputs[i];
-      // An output that is an input returned as is becomes a new tensor, so the input's history stays.
+      // An output that is an input returned as is becomes a new view of it, so the input's history
+      // stays; such a view, like any view a Function returns, may not be modified in place (PyTorch).
       for (const Tensor& in : inputs)
-        if (out.is_same(in)) out = Tensor(xg::detail::make_impl(in.impl()->storage, false));
+        if (out.is_same(in)) {
+          auto alias = xg::detail::alias(in, false);
+          alias->view_base = in.impl()->view_base ? in.impl()->view_base : in.impl();
+          alias->view_version = in.impl()->storage->version;
+          out = Tensor(std::move(alias));
+        }
+      if (out.is_view()) {
+        out.impl()->creation_meta = CreationMeta::InCustomFunction;
+        out.impl()->view_version = out.impl()->storage->version;
+      }
       node->output_shapes.push_back(out.shape());
       node->output_dtypes.push_back(out.dtype());
       bool differentiable = out.is_floating_point() &&

@@ -5,6 +5,7 @@
 #include "xgrad/autograd/engine.hpp"
 #include "xgrad/autograd/grad_mode.hpp"
 #include "xgrad/autograd/ops.hpp"
+#include "xgrad/autograd/kernels.hpp"
 
 namespace xg::autograd {
 
@@ -50,30 +51,35 @@ bool gradcheck(const GradcheckFunction& fn, const TensorList& inputs, const Grad
     // Recording stays on: the function under test may itself differentiate (gradgradcheck).
     for (size_t i = 0; i < inputs.size(); ++i) {
       if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
-      double* data = inputs[i].data_ptr<double>();
+      // The input may be a view (any strides): element e is addressed through its geometry.
+      const detail::Geometry geometry = detail::geometry_of(inputs[i]);
+      double* storage = detail::storage_data<double>(inputs[i]);
       const int64_t n = inputs[i].numel();
       numeric[i].resize(outputs.size());
       for (size_t o = 0; o < outputs.size(); ++o) numeric[i][o].assign(static_cast<size_t>(n * output_sizes[o]), 0.0);
       for (int64_t e = 0; e < n; ++e) {
-        const double original = data[e];
+        double* element = storage + detail::element_offset(geometry, e);
+        const double original = *element;
         // An output may share the input's storage (identity, a no-op squeeze, a backward returning
         // its incoming gradient), so the f(x + eps) values are copied before the input moves again.
-        data[e] = original + options.eps;
+        *element = original + options.eps;
         TensorList plus = evaluate(fn, inputs);
         std::vector<std::vector<double>> plus_values(outputs.size());
         for (size_t o = 0; o < outputs.size(); ++o) {
-          const double* p = plus[o].data_ptr<double>();
+          const Tensor dense = detail::dense(plus[o]);
+          const double* p = dense.contiguous_data<double>();
           plus_values[o].assign(p, p + output_sizes[o]);
         }
-        data[e] = original - options.eps;
+        *element = original - options.eps;
         TensorList minus = evaluate(fn, inputs);
         for (size_t o = 0; o < outputs.size(); ++o) {
-          const double* m = minus[o].data_ptr<double>();
+          const Tensor dense = detail::dense(minus[o]);
+          const double* m = dense.contiguous_data<double>();
           for (int64_t k = 0; k < output_sizes[o]; ++k)
             numeric[i][o][static_cast<size_t>(e * output_sizes[o] + k)] =
                 (plus_values[o][static_cast<size_t>(k)] - m[k]) / (2 * options.eps);
         }
-        data[e] = original;
+        *element = original;
       }
     }
   }
@@ -92,7 +98,7 @@ bool gradcheck(const GradcheckFunction& fn, const TensorList& inputs, const Grad
       TensorList rows(differentiable_inputs.size());
       if (outputs[o].requires_grad()) {
         Tensor one_hot = zeros(outputs[o].shape(), kFloat64);
-        one_hot.data_ptr<double>()[k] = 1.0;
+        one_hot.contiguous_data<double>()[k] = 1.0;
         rows = grad({outputs[o]}, differentiable_inputs, {one_hot}, /*retain_graph=*/true, false, /*allow_unused=*/true);
       }
       for (size_t j = 0; j < differentiable_inputs.size(); ++j) {
@@ -101,8 +107,9 @@ bool gradcheck(const GradcheckFunction& fn, const TensorList& inputs, const Grad
         XG_CHECK(!rows[j].defined() || rows[j].shape() == inputs[i].shape(),
                  "gradcheck: the gradient of input {} has shape {} but the input has shape {}", i, shape_string(rows[j].shape()),
                  shape_string(inputs[i].shape()));
+        const Tensor row = rows[j].defined() ? detail::dense(rows[j]) : Tensor();
         for (int64_t e = 0; e < n; ++e) {
-          double analytic = rows[j].defined() ? rows[j].data_ptr<double>()[e] : 0.0;
+          double analytic = row.defined() ? row.contiguous_data<double>()[e] : 0.0;
           double num = numeric[i][o][static_cast<size_t>(e * output_sizes[o] + k)];
           double excess = std::abs(analytic - num) - (options.atol + options.rtol * std::abs(num));
           if (std::isnan(analytic) != std::isnan(num)) excess = INFINITY;

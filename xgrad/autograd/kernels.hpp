@@ -11,6 +11,7 @@
 #include "xgrad/autograd/node.hpp"
 #include "xgrad/autograd/ops.hpp"
 #include "xgrad/autograd/parallel.hpp"
+#include "xgrad/autograd/strided.hpp"
 #include "xgrad/autograd/tensor.hpp"
 
 namespace xg::detail {
@@ -109,6 +110,13 @@ template <class T>
 Tensor empty_tensor(const XShape& shape) {
   return Tensor(make_impl(std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, shape),
                           false));
+}
+
+/// The same, for a tensor's sizes.
+template <class T>
+Tensor empty_tensor(const Sizes& sizes) {
+  XShape shape(sizes.begin(), sizes.end());
+  return empty_tensor<T>(shape);
 }
 
 /// A new uninitialised container of `shape`, after checking that its element and byte counts fit

@@ -29,7 +29,7 @@ struct Edge {
 /// What a node remembers of an input: for reducing broadcast gradients and checking their type.
 /// The sizes are kept as the container holds them (inline up to 4 dims: no heap allocation per input).
 struct InputMeta {
-  Array<float>::shape_type sizes;
+  Sizes sizes;
   Dtype dtype = kFloat32;
   Shape shape() const { return Shape(sizes.begin(), sizes.end()); }
 };
@@ -53,8 +53,7 @@ class SavedTensor {
   bool is_output() const { return is_output_; }
 
  private:
-  Tensor tensor_;                      // for inputs: the tensor itself
-  std::shared_ptr<Storage> storage_;   // for outputs: only the data
+  Tensor tensor_;  // inputs: the tensor itself; outputs: an alias without grad_fn (no reference cycle)
   uint64_t saved_version_ = 0;
   uint32_t output_nr_ = 0;
   bool is_output_ = false;
@@ -126,6 +125,17 @@ class Node : public std::enable_shared_from_this<Node> {
   std::vector<std::tuple<unsigned, uint32_t, TensorHook>> pre_hooks_;
   unsigned next_hook_id_ = 0;
 };
+
+/// Rebuilds a view's grad_fn when its storage was modified in place since it was set (through the
+/// view, its base or another view): PyTorch's VariableHooks::grad_fn. Defined in ops_view.cpp.
+void refresh_view_grad_fn(TensorImpl& view);
+/// The view-specific checks of an in-place op that autograd records (PyTorch's check_inplace +
+/// handle_view_on_rebase): views made under no-grad, by split/chunk/unbind or by a custom Function,
+/// and views of a leaf that requires grad.
+void check_view_inplace(const char* op, const Tensor& view);
+/// An in-place op on `view` recorded `result`: the base's history becomes CopySlices(old base
+/// history, result's node applied to the view's region), and the view's grad_fn is rebuilt from it.
+void rebase_view_history(const Tensor& view, const Tensor& result);
 
 /// Marks the node that recorded `output` as piecewise linear (Node::piecewise_linear).
 inline void mark_piecewise_linear(const Tensor& output) {

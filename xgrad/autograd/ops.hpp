@@ -117,7 +117,8 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b
 // ---- shape and indexing ---------------------------------------------------------------------------
 /// A copy with its own data (differentiable).
 Tensor clone(const Tensor& x);
-/// A tensor with the same data in a new shape; one dimension may be -1 (inferred).
+/// The same elements in a new shape; one dimension may be -1 (inferred). view() shares x's storage and
+/// is an error when x's strides do not allow it; reshape() is a view when they do, otherwise a copy.
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor view(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
@@ -134,6 +135,19 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
 /// Elements start, start+step, ... below end along dim (end clamped to the size; negative start/end wrap).
 Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start = std::nullopt,
              std::optional<int64_t> end = std::nullopt, int64_t step = 1);
+/// The sub-tensor at `index` along dim, without that dim (a view); Tensor::operator[] is select(0, i).
+Tensor select(const Tensor& x, int64_t dim, int64_t index);
+/// Moves dims `source` to positions `destination`, the others keeping their order (a view).
+Tensor movedim(const Tensor& x, int64_t source, int64_t destination);
+Tensor movedim(const Tensor& x, const std::vector<int64_t>& source, const std::vector<int64_t>& destination);
+/// Splits dim into `sizes` (one may be -1), a view.
+Tensor unflatten(const Tensor& x, int64_t dim, const Shape& sizes);
+/// The slices along dim, each without that dim (views).
+TensorList unbind(const Tensor& x, int64_t dim = 0);
+/// The diagonal of the (dim1, dim2) planes, offset above (> 0) or below (< 0) the main one, as the last dim (a view).
+Tensor diagonal(const Tensor& x, int64_t offset = 0, int64_t dim1 = 0, int64_t dim2 = 1);
+/// A view of x's storage with the given sizes, element strides and offset (default: x's offset).
+Tensor as_strided(const Tensor& x, const Shape& sizes, const Shape& strides, std::optional<int64_t> storage_offset = std::nullopt);
 /// Concatenation along an existing dim; stack adds a new one.
 Tensor cat(const TensorList& tensors, int64_t dim = 0);
 Tensor stack(const TensorList& tensors, int64_t dim = 0);

@@ -23,30 +23,29 @@ namespace {
 
 /// out = f(a, b) over the broadcast shape, for any dtype f accepts.
 template <class F>
-Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
-  detail::check_same_dtype(op, a, b);
+Tensor binary_map(const char* op, const Tensor& a_in, const Tensor& b_in, F f) {
+  detail::check_same_dtype(op, a_in, b_in);
+  const Tensor a = detail::dense(a_in), b = detail::dense(b_in);  // a copy only for a non-contiguous view
   // Same shapes (the common case): one flat loop, no shape vectors or broadcast set-up.
-  std::optional<Tensor> same_shape = dispatch(a.dtype(), [&](auto tag) -> std::optional<Tensor> {
-    using T = decltype(tag);
-    const Array<T>& x = a.array<T>();
-    const Array<T>& y = b.array<T>();
-    if (x.shape() != y.shape()) return std::nullopt;
-    Tensor out = detail::empty_tensor<T>(x.shape());
-    const T* px = x.data();
-    const T* py = y.data();
-    T* po = out.data_ptr<T>();
-    parallel_for(0, static_cast<int64_t>(x.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<T>(f(px[i], py[i]));
+  if (a.impl()->sizes == b.impl()->sizes) {
+    return dispatch(a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor out = detail::empty_tensor<T>(a.impl()->sizes);
+      const T* px = a.contiguous_data<T>();
+      const T* py = b.contiguous_data<T>();
+      T* po = out.contiguous_data<T>();
+      parallel_for(0, a.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<T>(f(px[i], py[i]));
+      });
+      return out;
     });
-    return out;
-  });
-  if (same_shape) return std::move(*same_shape);
+  }
   const Shape sa = a.shape(), sb = b.shape();
   const Shape so = detail::broadcast_shapes(op, sa, sb);
   return dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> out = detail::new_array<T>(so);
-    detail::broadcast_loop(a.array<T>().data(), sa, b.array<T>().data(), sb, out.data(), so,
+    detail::broadcast_loop(a.contiguous_data<T>(), sa, b.contiguous_data<T>(), sb, out.data(), so,
                            [&](T x, T y) { return static_cast<T>(f(x, y)); });
     return detail::make_tensor(std::move(out));
   });
@@ -61,14 +60,14 @@ Tensor binary_map_floating(const char* op, const Tensor& a, const Tensor& b, F f
 
 /// out = f(x) elementwise for any dtype.
 template <class F>
-Tensor scalar_map(const Tensor& x, F f) {
+Tensor scalar_map(const Tensor& x_in, F f) {
+  const Tensor x = detail::dense(x_in);
   return dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const Array<T>& in = x.array<T>();
-    Tensor out = detail::empty_tensor<T>(in.shape());
-    const T* src = in.data();
-    T* dst = out.data_ptr<T>();
-    parallel_for(0, static_cast<int64_t>(in.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+    Tensor out = detail::empty_tensor<T>(x.impl()->sizes);
+    const T* src = x.contiguous_data<T>();
+    T* dst = out.contiguous_data<T>();
+    parallel_for(0, x.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) dst[i] = static_cast<T>(f(src[i]));
     });
     return out;
@@ -77,17 +76,17 @@ Tensor scalar_map(const Tensor& x, F f) {
 
 /// out = expression(x) with an xtensor expression (vectorised with xsimd), floating types only.
 template <class Expr>
-Tensor unary_expression(const char* op, const Tensor& x, Expr expression) {
-  return dispatch_floating(op, x, [&](auto tag) {
+Tensor unary_expression(const char* op, const Tensor& x_in, Expr expression) {
+  return dispatch_floating(op, x_in, [&](auto tag) {
     using T = decltype(tag);
-    const Array<T>& in = x.array<T>();
-    Tensor out = detail::empty_tensor<T>(in.shape());
+    const Tensor x = detail::dense(x_in);  // xsimd over flat data: bit-identical for a view
+    Tensor out = detail::empty_tensor<T>(x.impl()->sizes);
     // The expression over flat slices of the data (one slice per thread for large tensors). One
     // instantiation serves both cases: a second one over the xarray itself made GCC stop inlining
     // xsimd's tanh into the loop (tanh [64, 1000]: 19.5 -> 26.4 us on one thread).
-    const T* src = in.data();
-    T* dst = out.data_ptr<T>();
-    parallel_for(0, static_cast<int64_t>(in.size()), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+    const T* src = x.contiguous_data<T>();
+    T* dst = out.contiguous_data<T>();
+    parallel_for(0, x.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
       const std::array<std::size_t, 1> extent{static_cast<std::size_t>(hi - lo)};
       auto slice_out = xt::adapt(dst + lo, extent);
       xt::noalias(slice_out) = expression(xt::adapt(src + lo, extent));
@@ -325,15 +324,16 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   std::vector<uint8_t> mask(static_cast<size_t>(detail::shape_numel(so)));
   dispatch(condition.dtype(), [&](auto tag) {
     using C = decltype(tag);
-    const Array<C>& c = condition.array<C>();
+    const Tensor dense = detail::dense(condition);
+    const auto c = dense.array<C>();
     detail::broadcast_loop(c.data(), condition.shape(), c.data(), condition.shape(), mask.data(), so,
                            [](C v, C) { return static_cast<uint8_t>(v != C(0)); });
   });
   Tensor out = dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> pa = detail::new_array<T>(so), pb = detail::new_array<T>(so);
-    detail::broadcast_copy(a.array<T>().data(), a.shape(), pa.data(), so);
-    detail::broadcast_copy(b.array<T>().data(), b.shape(), pb.data(), so);
+    detail::broadcast_copy(detail::dense(a).contiguous_data<T>(), a.shape(), pa.data(), so);
+    detail::broadcast_copy(detail::dense(b).contiguous_data<T>(), b.shape(), pb.data(), so);
     for (size_t i = 0; i < mask.size(); ++i) pa.data()[i] = mask[i] ? pa.data()[i] : pb.data()[i];
     return detail::make_tensor(std::move(pa));
   });
@@ -456,16 +456,16 @@ Tensor tanh(const Tensor& x) {
     record("TanhBackward", {x}, out, {out}, [](const BackwardContext& ctx, const Tensor& gy) {
       const Tensor& y = ctx.saved(0);
       // d tanh = 1 - tanh^2. Without create_graph nothing records, so one fused pass will do.
-      if (!autograd::GradMode::is_enabled() && gy.dtype() == y.dtype() && gy.has_shape(y.shape())) {
+      if (!autograd::GradMode::is_enabled() && gy.dtype() == y.dtype() && gy.has_shape(y.shape()) &&
+          gy.is_contiguous() && y.is_contiguous()) {
         return TensorList{dispatch(y.dtype(), [&](auto tag) {
           using T = decltype(tag);
-          const Array<T>& yy = y.array<T>();
-          const Array<T>& gg = gy.array<T>();
-          Tensor result = detail::empty_tensor<T>(yy.shape());
-          const T* py = yy.data();
-          const T* pg = gg.data();
-          T* pr = result.data_ptr<T>();
-          for (size_t i = 0; i < yy.size(); ++i) pr[i] = pg[i] * (T(1) - py[i] * py[i]);
+          Tensor result = detail::empty_tensor<T>(y.impl()->sizes);
+          const T* py = y.contiguous_data<T>();
+          const T* pg = gy.contiguous_data<T>();
+          T* pr = result.contiguous_data<T>();
+          const int64_t n = y.numel();
+          for (int64_t i = 0; i < n; ++i) pr[i] = pg[i] * (T(1) - py[i] * py[i]);
           return result;
         })};
       }
@@ -622,7 +622,8 @@ Tensor to_dtype(const Tensor& x, Dtype target) {
     using From = decltype(from);
     return dispatch(target, [&](auto to) {
       using To = decltype(to);
-      const Array<From>& in = x.array<From>();
+      const Tensor dense = detail::dense(x);
+      const auto in = dense.array<From>();
       Array<To> result(in.shape());
       std::transform(in.begin(), in.end(), result.begin(), [](From v) {
         if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
@@ -680,71 +681,101 @@ Tensor& operator/=(Tensor& a, double b) { return a.div_(b); }
 // ---- in-place --------------------------------------------------------------------------------------
 namespace {
 
-void check_inplace(const char* op, const Tensor& self) {
+/// The checks every in-place op makes before writing, in PyTorch's order. Writing into a tensor
+/// with internal overlap (an expanded view) or one that partially overlaps the operand would give
+/// results that depend on the order of the loop: always an error. While autograd records, a leaf
+/// that requires grad, a view of one, and a view whose creation forbids it (made under no-grad, one
+/// of several outputs, from a custom Function) cannot be modified.
+void check_inplace(const char* op, const Tensor& self, const Tensor* other = nullptr) {
   XG_CHECK(self.defined(), "{}: the tensor is undefined", op);
-  XG_CHECK(!(self.is_leaf() && self.requires_grad() && autograd::GradMode::is_enabled()),
+  XG_CHECK(!detail::has_internal_overlap(detail::geometry_of(self)),
+           "{}: unsupported operation: more than one element of the written-to tensor refers to a single memory "
+           "location. Please clone() the tensor before performing the operation (it has shape {} and strides {})",
+           op, shape_string(self.shape()), shape_string(self.strides()));
+  if (other != nullptr && other->defined()) detail::check_no_partial_overlap(op, self, *other);
+  if (!autograd::GradMode::is_enabled()) return;
+  const bool recording = self.requires_grad() || (other != nullptr && other->defined() && other->requires_grad());
+  if (!recording) return;
+  if (self.is_view()) autograd::check_view_inplace(op, self);
+  XG_CHECK(!(self.is_leaf() && self.requires_grad()),
            "{}: a leaf tensor that requires grad is being used in an in-place operation (do parameter updates "
            "inside an xg::NoGradGuard scope)",
            op);
 }
 
-/// A copy of self's data with self's place in the graph: the input an in-place op records, so the
-/// op's saved tensors are not the storage it is about to overwrite.
+/// A copy of self's values with self's place in the graph: the input an in-place op records, so the
+/// op's saved tensors are not the memory it is about to overwrite.
 Tensor history_snapshot(const Tensor& self) {
-  auto impl = detail::make_impl(std::make_shared<Storage>(Storage{self.impl()->storage->array, 0}), self.requires_grad());
-  impl->grad_fn = self.grad_fn();
-  impl->output_nr = self.impl()->output_nr;
-  return Tensor(std::move(impl));
+  Tensor copy;
+  {
+    NoGradGuard no_grad;
+    copy = self.clone();
+  }
+  copy.impl()->grad_fn = self.grad_fn();
+  copy.impl()->output_nr = self.impl()->output_nr;
+  copy.impl()->requires_grad = self.requires_grad();
+  return copy;
 }
 
-/// Writes `result` into self's storage (bumping its version) and, when result was recorded, makes
-/// result's node self's history (PyTorch's rebase_history).
+/// Writes `value` (self's shape, contiguous or not) into self's elements, through self's strides.
+void write_elements(Tensor& self, const Tensor& value) {
+  dispatch(self.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (self.is_contiguous() && value.is_contiguous()) {
+      const T* src = value.contiguous_data<T>();
+      T* dst = self.contiguous_data<T>();
+      if (src != dst) std::copy(src, src + value.numel(), dst);
+    } else {
+      detail::copy_strided(detail::storage_data<T>(self), detail::geometry_of(self), detail::storage_data<T>(value),
+                           detail::geometry_of(value));
+    }
+  });
+}
+
+/// Writes `result` into self (bumping the shared version counter) and, when result was recorded,
+/// makes result's node self's history: directly for a tensor that is not a view, through its base
+/// (CopySlices) for a view (PyTorch's rebase_history).
 void commit_inplace(const char* op, Tensor& self, const Tensor& result) {
   XG_CHECK(result.shape() == self.shape(),
            "{}: the result of shape {} cannot be written in place into a tensor of shape {} (broadcasting "
            "would change the target's shape)",
            op, shape_string(result.shape()), shape_string(self.shape()));
-  dispatch(self.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const Array<T>& src = result.array<T>();
-    std::copy(src.begin(), src.end(), self.array<T>().begin());
-  });
+  write_elements(self, result);
   ++self.impl()->storage->version;
-  if (result.requires_grad()) {
-    self.impl()->grad_fn = result.grad_fn();
-    self.impl()->output_nr = result.impl()->output_nr;
-    self.impl()->requires_grad = true;
+  if (!result.requires_grad()) return;
+  if (self.is_view()) {
+    autograd::rebase_view_history(self, result);
+    return;
   }
+  self.impl()->grad_fn = result.grad_fn();
+  self.impl()->output_nr = result.impl()->output_nr;
+  self.impl()->requires_grad = true;
 }
 
 /// Overwrites self with `value` (self's shape and dtype) and records it: the gradient goes to value
 /// and self's old history gets zeros (PyTorch's FillBackward / CopyBackwards). A non-leaf that
 /// requires grad so stays in the graph, instead of dropping out and failing a later backward.
 void commit_overwrite(const char* op, const char* node_name, Tensor& self, const Tensor& value) {
-  Tensor result(detail::make_impl(value.impl()->storage, false));
+  Tensor result(detail::alias(value, false));
   record(node_name, {self, value}, result, {}, [](const BackwardContext& ctx, const Tensor& grad) {
     return TensorList{ctx.needs_grad(0) ? zeros_like(grad) : Tensor(), ctx.needs_grad(1) ? grad : Tensor()};
   });
   commit_inplace(op, self, result);
 }
 
-/// self = f(self, other) in place, other broadcast to self's shape.
+/// self = f(self, other) in place, other broadcast to self's shape; self may be any view.
 template <class F>
 void inplace_binary(const char* op, Tensor& self, const Tensor& other, F f) {
   detail::check_same_dtype(op, self, other);
-  // Same shapes (e.g. gradient accumulation): one flat loop, no shape vectors.
-  const bool same_shape = dispatch(self.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T>& target = self.array<T>();
-    const Array<T>& source = other.array<T>();
-    if (target.shape() != source.shape()) return false;
-    T* data = target.data();
-    const T* src = source.data();
-    const size_t n = target.size();
-    for (size_t i = 0; i < n; ++i) data[i] = static_cast<T>(f(data[i], src[i]));
-    return true;
-  });
-  if (same_shape) {
+  if (self.is_contiguous() && other.is_contiguous() && self.impl()->sizes == other.impl()->sizes) {
+    // Same shapes (e.g. gradient accumulation): one flat loop, no shape vectors.
+    dispatch(self.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* data = self.contiguous_data<T>();
+      const T* src = other.contiguous_data<T>();
+      const int64_t n = self.numel();
+      for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(f(data[i], src[i]));
+    });
     ++self.impl()->storage->version;
     return;
   }
@@ -753,8 +784,12 @@ void inplace_binary(const char* op, Tensor& self, const Tensor& other, F f) {
            op, shape_string(so), shape_string(ss));
   dispatch(self.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* data = self.array<T>().data();
-    detail::broadcast_loop(data, ss, other.array<T>().data(), so, data, ss, [&](T x, T y) { return static_cast<T>(f(x, y)); });
+    const detail::Geometry target = detail::geometry_of(self);
+    detail::Geometry source{target.sizes, Sizes(target.sizes.size(), 0), other.storage_offset()};
+    const size_t lead = ss.size() - so.size();
+    for (size_t d = 0; d < so.size(); ++d) source.strides[lead + d] = so[d] == 1 ? 0 : other.impl()->strides[d];
+    detail::for_each_strided(detail::storage_data<T>(self), target, detail::storage_data<T>(other), source,
+                             [&](T& x, const T& y) { x = static_cast<T>(f(x, y)); });
   });
   ++self.impl()->storage->version;
 }
@@ -763,7 +798,15 @@ template <class F>
 void inplace_scalar(Tensor& self, F f) {
   dispatch(self.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    for (T& v : self.array<T>()) v = static_cast<T>(f(v));
+    if (self.is_contiguous()) {
+      T* data = self.contiguous_data<T>();
+      const int64_t n = self.numel();
+      for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(f(data[i]));
+    } else {
+      const detail::Geometry g = detail::geometry_of(self);
+      T* base = detail::storage_data<T>(self);
+      detail::for_each_strided(base, g, base, g, [&](T& v, T&) { v = static_cast<T>(f(v)); });
+    }
   });
   ++self.impl()->storage->version;
 }
@@ -771,7 +814,7 @@ void inplace_scalar(Tensor& self, F f) {
 }  // namespace
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  check_inplace("add_", *this);
+  check_inplace("add_", *this, &other);
   detail::check_scalar_operand("add_", dtype(), alpha);
   if (should_record({this, &other})) commit_inplace("add_", *this, add(history_snapshot(*this), other, alpha));
   else inplace_binary("add_", *this, other, [alpha](auto x, auto y) { return x + alpha * y; });
@@ -781,14 +824,14 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 Tensor& Tensor::sub_(const Tensor& other, double alpha) { return add_(other, -alpha); }
 
 Tensor& Tensor::mul_(const Tensor& other) {
-  check_inplace("mul_", *this);
+  check_inplace("mul_", *this, &other);
   if (should_record({this, &other})) commit_inplace("mul_", *this, mul(history_snapshot(*this), other));
   else inplace_binary("mul_", *this, other, [](auto x, auto y) { return x * y; });
   return *this;
 }
 
 Tensor& Tensor::div_(const Tensor& other) {
-  check_inplace("div_", *this);
+  check_inplace("div_", *this, &other);
   XG_CHECK(is_floating_point(), "div_: expected a floating-point tensor, got {}", dtype());
   if (should_record({this, &other})) commit_inplace("div_", *this, div(history_snapshot(*this), other));
   else inplace_binary("div_", *this, other, [](auto x, auto y) { return x / y; });
@@ -834,13 +877,13 @@ Tensor& Tensor::fill_(double value) {
 Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::copy_(const Tensor& src) {
-  check_inplace("copy_", *this);
   detail::check_defined("copy_", src);
+  check_inplace("copy_", *this, &src);
   XG_CHECK(detail::broadcast_shapes("copy_", shape(), src.shape()) == shape(),
            "copy_: the source of shape {} does not broadcast to the destination's shape {}", shape_string(src.shape()),
            shape_string(shape()));
   Tensor converted = to_dtype(src, dtype());
-  Tensor value = converted.has_shape(shape()) ? converted : xg::expand(converted, shape());
+  Tensor value = converted.has_shape(shape()) ? converted : xg::expand(converted, shape());  // a stride-0 view
   if (should_record({this, &value})) commit_overwrite("copy_", "CopyBackwards", *this, value);
   else commit_inplace("copy_", *this, value.detach());
   return *this;

@@ -3,6 +3,8 @@
 // transpose flags worked out below, so no transposed copy is ever made and second derivatives work.
 #include <cblas.h>
 
+#include <limits>
+
 #include "xgrad/autograd/kernels.hpp"
 #include "xgrad/autograd/parallel.hpp"
 
@@ -33,8 +35,8 @@ constexpr int64_t kParallelGemmWork = int64_t(1) << 20;
 /// C is small and the inner dimension long (a weight gradient over a whole batch), into slices of k
 /// whose partial products are summed in a fixed order (reproducible for a given thread count).
 template <class T>
-void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
-  const int64_t lda = ta ? m : k, ldb = tb ? k : n, ldc = n;
+void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c) {
+  const int64_t ldc = n;
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == T(0)) std::fill(c, c + m * n, T(0));
@@ -85,6 +87,35 @@ void gemm_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, co
   }
 }
 
+/// A matrix (or a batch of them: the last two dims) as BLAS reads it: a row-major layout with leading
+/// dimension `ld`, or the transpose of one (`flip`), read straight from the tensor's storage. A
+/// transposed or sliced view so costs no copy; a layout BLAS cannot express (both strides > 1, a
+/// leading dimension that does not fit an int) is copied once (`dense` keeps the copy alive).
+template <class T>
+struct BlasOperand {
+  const T* data = nullptr;
+  int64_t ld = 0;
+  bool flip = false;
+  int64_t batch_stride = 0;
+  Tensor dense;
+};
+
+template <class T>
+BlasOperand<T> blas_operand(const Tensor& x) {
+  const TensorImpl& impl = *x.impl();
+  const size_t n = impl.sizes.size();
+  const int64_t rows = impl.sizes[n - 2], cols = impl.sizes[n - 1];
+  const int64_t row_stride = impl.strides[n - 2], col_stride = impl.strides[n - 1];
+  const int64_t batch_stride = n == 3 ? impl.strides[0] : 0;
+  constexpr int64_t kMaxLd = std::numeric_limits<int>::max();
+  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(1, cols) && row_stride <= kMaxLd)
+    return {x.data_ptr<T>(), row_stride, false, batch_stride, {}};
+  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(1, rows) && col_stride <= kMaxLd)
+    return {x.data_ptr<T>(), col_stride, true, batch_stride, {}};
+  Tensor dense = detail::dense(x);
+  return {dense.template contiguous_data<T>(), std::max<int64_t>(1, cols), false, rows * cols, dense};
+}
+
 void check_float_matrix(const char* op, const Tensor& x) {
   detail::check_defined(op, x);
   XG_CHECK(x.is_floating_point(), "{}: expected float32 or float64 operands, got {}", op, x.dtype());
@@ -112,9 +143,10 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor out = detail::dispatch_floating("gemm", a, [&](auto tag) {
     using T = decltype(tag);
     Array<T> c = detail::new_array<T>(out_shape);
-    const T* pa = a.array<T>().data();
-    const T* pb = b.array<T>().data();
-    for (int64_t i = 0; i < batch; ++i) gemm_call<T>(ta, tb, m, n, k, pa + i * m * k, pb + i * k * n, T(0), c.data() + i * m * n);
+    const BlasOperand<T> oa = blas_operand<T>(a), ob = blas_operand<T>(b);
+    for (int64_t i = 0; i < batch; ++i)
+      gemm_call<T>(ta != oa.flip, tb != ob.flip, m, n, k, oa.data + i * oa.batch_stride, oa.ld, ob.data + i * ob.batch_stride, ob.ld,
+                   T(0), c.data() + i * m * n);
     return detail::make_tensor(std::move(c));
   });
   if (should_record({&a, &b})) {
@@ -233,11 +265,25 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     T beta = 0;
     if (bias.defined()) {
       // Pre-fill with the bias and let GEMM accumulate onto it (beta = 1): the bias costs no extra pass.
-      const T* pb = bias.array<T>().data();
+      const Tensor dense_bias = detail::dense(bias);
+      const T* pb = dense_bias.contiguous_data<T>();
       for (int64_t r = 0; r < rows; ++r) std::copy_n(pb, out_features, y.data() + r * out_features);
       beta = 1;
     }
-    gemm_call<T>(false, true, rows, out_features, in_features, x.array<T>().data(), weight.array<T>().data(), beta, y.data());
+    // The rows of x as one matrix: a view when x's strides allow (always for a contiguous x).
+    const Tensor x_rows = x.is_contiguous() ? x : reshape(x.detach(), {rows, in_features});
+    const T* px = x_rows.data_ptr<T>();
+    int64_t ldx = std::max<int64_t>(1, in_features);
+    bool flip_x = false;
+    BlasOperand<T> ox;
+    if (!x.is_contiguous()) {
+      ox = blas_operand<T>(x_rows);
+      px = ox.data;
+      ldx = ox.ld;
+      flip_x = ox.flip;
+    }
+    const BlasOperand<T> ow = blas_operand<T>(weight);
+    gemm_call<T>(flip_x, !ow.flip, rows, out_features, in_features, px, ldx, ow.data, ow.ld, beta, y.data());
     return detail::make_tensor(std::move(y));
   });
   if (should_record({&x, &weight, &bias})) {

@@ -55,12 +55,13 @@ Tensor sum_impl(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim)
   return dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (dims.empty()) {
-      Array<T> copy = x.array<T>();
+      Array<T> copy = detail::dense(x).array<T>();
       return detail::make_tensor(std::move(copy));
     }
     Shape current = shape;
     Array<T> buffer;
-    const T* source = x.array<T>().data();
+    const Tensor dense = detail::dense(x);
+    const T* source = dense.contiguous_data<T>();
     for (size_t end = dims.size(); end > 0;) {
       size_t begin = end - 1;
       while (begin > 0 && dims[begin - 1] == dims[begin] - 1) --begin;
@@ -97,7 +98,8 @@ std::tuple<Tensor, Tensor> extreme_along(const char* op, const Tensor& x, int64_
   Tensor values = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> out = detail::new_array<T>(out_shape);
-    const T* in = x.array<T>().data();
+    const Tensor dense = detail::dense(x);
+    const T* in = dense.contiguous_data<T>();
     for (int64_t o = 0; o < split.outer; ++o) {
       for (int64_t i = 0; i < split.inner; ++i) {
         const T* p = in + o * split.size * split.inner + i;
@@ -339,7 +341,8 @@ Tensor softmax_forward(const char* op, const Tensor& x, int64_t dim) {
     const Shape shape = x.shape();
     const int64_t d = detail::normalize_dim(op, dim, x.dim());
     detail::DimSplit s = detail::split_at(shape, d);
-    const Array<T>& in = x.array<T>();
+    const Tensor dense = detail::dense(x);
+    const auto in = dense.array<T>();
     Array<T> out(in.shape());
     std::vector<T> row(static_cast<size_t>(s.size));
     for (int64_t o = 0; o < s.outer; ++o) {

@@ -1,5 +1,5 @@
-// Shape and indexing ops. xgrad tensors are always contiguous, so a view op returns a new tensor
-// with its own buffer (from the caching allocator); gradients flow exactly as through PyTorch views.
+// Shape and indexing ops that make new tensors (clone, cat, stack, index_select, gather, pad, ...); the
+// view ops, which share their input's storage, are in ops_view.cpp.
 #include <limits>
 #include <numeric>
 
@@ -14,67 +14,9 @@ using detail::dispatch;
 
 namespace {
 
-Shape infer_shape(const char* op, const Shape& requested, int64_t numel, const Shape& from) {
-  Shape shape = requested;
-  int infer = -1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == -1) {
-      XG_CHECK(infer < 0, "{}: only one dimension can be inferred (-1) in {}", op, shape_string(requested));
-      infer = static_cast<int>(i);
-    } else {
-      XG_CHECK(shape[i] >= 0, "{}: invalid size {} in shape {}", op, shape[i], shape_string(requested));
-    }
-  }
-  if (infer >= 0) {
-    shape[infer] = 1;
-    // Checked: a product that wraps around (e.g. [2^62 + 1, 4, -1]) must not look like a divisor of numel.
-    const int64_t known = detail::checked_numel(op, shape);
-    XG_CHECK(known != 0 && numel % known == 0, "{}: shape {} is invalid for input of shape {} ({} elements)", op,
-             shape_string(requested), shape_string(from), numel);
-    shape[infer] = numel / known;
-  }
-  XG_CHECK(detail::checked_numel(op, shape) == numel, "{}: shape {} is invalid for input of shape {} ({} elements)", op,
-           shape_string(requested), shape_string(from), numel);
-  return shape;
-}
-
-/// A new tensor of `out_shape` filled by strided_copy from x (src offset and strides given).
-Tensor gather_strided(const char* op, const Tensor& x, const Shape& out_shape, int64_t src_offset, const std::vector<int64_t>& src_strides) {
-  return dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> out = detail::new_array<T>(out_shape, op);
-    std::vector<int64_t> dst_strides = detail::contiguous_strides(out_shape);
-    detail::strided_copy(x.array<T>().data() + src_offset, src_strides.data(), out.data(), dst_strides.data(), out_shape);
-    return detail::make_tensor(std::move(out));
-  });
-}
-
 void check_index(const char* op, const Tensor& index) {
   XG_CHECK(index.defined(), "{}: the index tensor is undefined", op);
   XG_CHECK(index.dtype() == kInt64, "{}: expected an int64 index tensor, got {}", op, index.dtype());
-}
-
-/// The gradient of slice: gy placed at start, start+step, ... along dim in zeros of input_shape.
-Tensor slice_backward(const Tensor& gy, const Shape& input_shape, int64_t dim, int64_t start, int64_t step) {
-  Tensor out = dispatch(gy.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(input_shape, "slice backward");
-    std::fill(result.begin(), result.end(), T(0));
-    std::vector<int64_t> dst_strides = detail::contiguous_strides(input_shape);
-    int64_t offset = start * dst_strides[dim];
-    dst_strides[dim] *= step;
-    const Shape gshape = gy.shape();
-    std::vector<int64_t> src_strides = detail::contiguous_strides(gshape);
-    detail::strided_copy(gy.array<T>().data(), src_strides.data(), result.data() + offset, dst_strides.data(), gshape);
-    return detail::make_tensor(std::move(result));
-  });
-  if (should_record({&gy})) {
-    int64_t end = start + step * (gy.shape()[dim] - 1) + 1;
-    record("SliceBackwardBackward", {gy}, out, {}, [dim, start, end, step](const BackwardContext&, const Tensor& gg) {
-      return TensorList{slice(gg, dim, start, end, step)};
-    });
-  }
-  return out;
 }
 
 }  // namespace
@@ -83,193 +25,29 @@ Tensor clone(const Tensor& x) {
   detail::check_defined("clone", x);
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> copy = x.array<T>();
-    return detail::make_tensor(std::move(copy));
+    Tensor copy = detail::make_tensor(detail::new_array<T>(x.shape(), "clone"));  // out of memory names clone
+    if (x.is_contiguous()) {
+      const T* src = x.contiguous_data<T>();
+      std::copy(src, src + x.numel(), copy.contiguous_data<T>());
+    } else {
+      detail::copy_strided(copy.contiguous_data<T>(), detail::contiguous_geometry(x.impl()->sizes), detail::storage_data<T>(x),
+                           detail::geometry_of(x));
+    }
+    return copy;
   });
   if (should_record({&x})) record("CloneBackward", {x}, out, {}, [](const BackwardContext&, const Tensor& gy) { return TensorList{gy}; });
   return out;
 }
 
+namespace detail {
+Tensor dense(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  NoGradGuard no_grad;
+  return xg::clone(t);
+}
+}  // namespace detail
+
 Tensor Tensor::clone() const { return xg::clone(*this); }
-
-namespace {
-/// reshape and view (the same here: tensors are contiguous), with the caller's name in errors.
-Tensor reshape_as(const char* op, const Tensor& x, const Shape& shape) {
-  detail::check_defined(op, x);
-  const Shape from = x.shape();
-  const Shape target = infer_shape(op, shape, x.numel(), from);
-  Tensor out = dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> copy = x.array<T>();
-    copy.reshape(detail::to_xshape(target));
-    return detail::make_tensor(std::move(copy));
-  });
-  if (should_record({&x})) {
-    record("ReshapeBackward", {x}, out, {}, [from](const BackwardContext&, const Tensor& gy) { return TensorList{reshape(gy, from)}; });
-  }
-  return out;
-}
-}  // namespace
-
-Tensor reshape(const Tensor& x, const Shape& shape) { return reshape_as("reshape", x, shape); }
-Tensor view(const Tensor& x, const Shape& shape) { return reshape_as("view", x, shape); }
-
-Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
-  detail::check_defined("flatten", x);
-  const Shape s = x.shape();
-  if (s.empty()) return reshape(x, {1});
-  int64_t a = detail::normalize_dim("flatten", start_dim, x.dim()), b = detail::normalize_dim("flatten", end_dim, x.dim());
-  XG_CHECK(a <= b, "flatten: start_dim ({}) cannot come after end_dim ({})", start_dim, end_dim);
-  Shape out(s.begin(), s.begin() + a);
-  int64_t merged = 1;
-  for (int64_t d = a; d <= b; ++d) merged *= s[d];
-  out.push_back(merged);
-  out.insert(out.end(), s.begin() + b + 1, s.end());
-  return reshape(x, out);
-}
-
-Tensor squeeze(const Tensor& x) {
-  detail::check_defined("squeeze", x);
-  Shape out;
-  for (int64_t d : x.shape())
-    if (d != 1) out.push_back(d);
-  return reshape(x, out);
-}
-
-Tensor squeeze(const Tensor& x, int64_t dim) {
-  detail::check_defined("squeeze", x);
-  Shape s = x.shape();
-  int64_t d = detail::normalize_dim("squeeze", dim, x.dim());  // a 0-D tensor accepts dim 0 and -1 only
-  if (s.empty()) return x;
-  if (s[d] != 1) return x;
-  s.erase(s.begin() + d);
-  return reshape(x, s);
-}
-
-Tensor unsqueeze(const Tensor& x, int64_t dim) {
-  detail::check_defined("unsqueeze", x);
-  Shape s = x.shape();
-  int64_t d = detail::normalize_dim("unsqueeze", dim, x.dim() + 1);
-  s.insert(s.begin() + d, 1);
-  return reshape(x, s);
-}
-
-Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
-  detail::check_defined("permute", x);
-  const Shape s = x.shape();
-  const int64_t n = x.dim();
-  XG_CHECK(static_cast<int64_t>(dims.size()) == n, "permute: expected {} dims for a tensor of shape {}, got {}", n,
-           shape_string(s), fmt::format("{}", dims));
-  std::vector<int64_t> perm(dims.size());
-  std::vector<bool> used(dims.size(), false);
-  for (size_t i = 0; i < dims.size(); ++i) {
-    perm[i] = detail::normalize_dim("permute", dims[i], n);
-    XG_CHECK(!used[perm[i]], "permute: dim {} repeats in {}", perm[i], fmt::format("{}", dims));
-    used[perm[i]] = true;
-  }
-  std::vector<int64_t> in_strides = detail::contiguous_strides(s), src_strides(n);
-  Shape out_shape(n);
-  for (int64_t i = 0; i < n; ++i) {
-    out_shape[i] = s[perm[i]];
-    src_strides[i] = in_strides[perm[i]];
-  }
-  Tensor out = gather_strided("permute", x, out_shape, 0, src_strides);
-  if (should_record({&x})) {
-    std::vector<int64_t> inverse(n);
-    for (int64_t i = 0; i < n; ++i) inverse[perm[i]] = i;
-    record("PermuteBackward", {x}, out, {}, [inverse](const BackwardContext&, const Tensor& gy) { return TensorList{permute(gy, inverse)}; });
-  }
-  return out;
-}
-
-Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
-  detail::check_defined("transpose", x);
-  const int64_t n = x.dim();
-  int64_t a = detail::normalize_dim("transpose", dim0, n), b = detail::normalize_dim("transpose", dim1, n);
-  if (n == 0) return x;
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::swap(perm[a], perm[b]);
-  return permute(x, perm);
-}
-
-Tensor t(const Tensor& x) {
-  detail::check_defined("t", x);
-  XG_CHECK(x.dim() <= 2, "t: expects a tensor with <= 2 dimensions, but got shape {} (use transpose)", shape_string(x.shape()));
-  return x.dim() < 2 ? x : transpose(x, 0, 1);
-}
-
-Tensor expand(const Tensor& x, const Shape& shape) {
-  detail::check_defined("expand", x);
-  const Shape s = x.shape();
-  XG_CHECK(shape.size() >= s.size(), "expand: the number of sizes provided ({}) must be greater or equal to the number of dimensions in the tensor ({})",
-           shape.size(), s.size());
-  Shape target = shape;
-  const size_t lead = shape.size() - s.size();
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i < lead) {
-      XG_CHECK(shape[i] >= 0, "expand: -1 is not allowed for a new leading dimension (shape {})", shape_string(shape));
-      continue;
-    }
-    int64_t have = s[i - lead];
-    if (shape[i] == -1) target[i] = have;
-    XG_CHECK(target[i] >= 0, "expand: invalid size {} in shape {} (only -1 may be negative)", shape[i], shape_string(shape));
-    XG_CHECK(have == target[i] || have == 1,
-             "expand: the expanded size of the tensor ({}) must match the existing size ({}) at non-singleton dimension {}; target shape {}, tensor shape {}",
-             target[i], have, i, shape_string(shape), shape_string(s));
-  }
-  if (target == s) return x;
-  Tensor out = dispatch(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    Array<T> result = detail::new_array<T>(target, "expand");
-    detail::broadcast_copy(x.array<T>().data(), s, result.data(), target);
-    return detail::make_tensor(std::move(result));
-  });
-  if (should_record({&x})) {
-    record("ExpandBackward", {x}, out, {}, [s](const BackwardContext&, const Tensor& gy) { return TensorList{sum_to(gy, s)}; });
-  }
-  return out;
-}
-
-Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
-
-Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end, int64_t step) {
-  detail::check_defined("slice", x);
-  XG_CHECK(x.dim() > 0, "slice: cannot slice a 0-D tensor");
-  XG_CHECK(step > 0, "slice: step must be positive, got {}", step);
-  const Shape s = x.shape();
-  const int64_t d = detail::normalize_dim("slice", dim, x.dim());
-  const int64_t size = s[d];
-  auto wrap = [size](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + size : v, 0, size); };
-  int64_t from = wrap(start.value_or(0)), to = wrap(end.value_or(size));
-  // Written so that no step (up to INT64_MAX) overflows: count = ceil((to - from) / step).
-  const int64_t count = to > from ? (to - from - 1) / step + 1 : 0;
-  // With at most one element taken the step is never walked; 1 keeps stride * step in range.
-  if (count <= 1) step = 1;
-  Shape out_shape = s;
-  out_shape[d] = count;
-  std::vector<int64_t> strides = detail::contiguous_strides(s);
-  int64_t offset = from * strides[d];
-  strides[d] *= step;
-  Tensor out = gather_strided("slice", x, out_shape, count > 0 ? offset : 0, strides);
-  if (should_record({&x})) {
-    record("SliceBackward", {x}, out, {}, [s, d, from, step](const BackwardContext&, const Tensor& gy) {
-      return TensorList{slice_backward(gy, s, d, from, step)};
-    });
-  }
-  return out;
-}
-
-Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
-  detail::check_defined("narrow", x);
-  XG_CHECK(x.dim() > 0, "narrow: cannot narrow a 0-D tensor");
-  const int64_t d = detail::normalize_dim("narrow", dim, x.dim());
-  const int64_t size = x.shape()[d];
-  if (start < 0) start += size;
-  XG_CHECK(start >= 0 && start <= size, "narrow: start ({}) out of range for dimension {} of size {}", start, dim, size);
-  XG_CHECK(length >= 0 && start + length <= size, "narrow: start ({}) + length ({}) exceeds dimension size ({})", start, length, size);
-  return slice(x, d, start, start + length, 1);
-}
 
 Tensor cat(const TensorList& tensors, int64_t dim) {
   XG_CHECK(!tensors.empty(), "cat: expected a non-empty list of tensors");
@@ -300,8 +78,9 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
     int64_t offset = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
       Shape s = tensors[i].shape();
-      std::vector<int64_t> src_strides = detail::contiguous_strides(s);
-      detail::strided_copy(tensors[i].array<T>().data(), src_strides.data(), result.data() + offset * dst_strides[d], dst_strides.data(), s);
+      const Tensor& piece = tensors[i];  // any strides: copied through its own geometry
+      std::vector<int64_t> piece_strides(piece.impl()->strides.begin(), piece.impl()->strides.end());
+      detail::strided_copy(piece.data_ptr<T>(), piece_strides.data(), result.data() + offset * dst_strides[d], dst_strides.data(), s);
       offset += sizes[i];
     }
     return detail::make_tensor(std::move(result));
@@ -333,61 +112,6 @@ Tensor stack(const TensorList& tensors, int64_t dim) {
   return cat(expanded, d);
 }
 
-TensorList split_with_sizes(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
-  detail::check_defined("split_with_sizes", x);
-  const int64_t d = detail::normalize_dim("split_with_sizes", dim, x.dim());
-  const int64_t total = x.shape()[d];
-  int64_t sum = 0;
-  for (int64_t s : sizes) {
-    XG_CHECK(s >= 0, "split_with_sizes: sizes must be non-negative, got {}", fmt::format("{}", sizes));
-    sum += s;
-  }
-  XG_CHECK(sum == total, "split_with_sizes: sizes {} add up to {} but dimension {} has size {}", fmt::format("{}", sizes), sum, dim, total);
-  TensorList pieces;
-  {
-    // One node for all pieces (below), not one SliceBackward per piece: those would each build a
-    // zero-filled gradient of x's full size, O(pieces * size) for splitting a sequence into steps.
-    AutoGradMode no_record(false);
-    int64_t offset = 0;
-    for (int64_t s : sizes) {
-      pieces.push_back(narrow(x, d, offset, s));
-      offset += s;
-    }
-  }
-  if (should_record({&x})) {
-    autograd::record_multi("SplitWithSizesBackward", {x}, pieces, {}, [sizes, d](const BackwardContext& ctx, const TensorList& grads) {
-      TensorList parts;
-      parts.reserve(sizes.size());
-      Shape piece_shape = ctx.input_shape(0);
-      for (size_t i = 0; i < sizes.size(); ++i) {
-        piece_shape[d] = sizes[i];
-        parts.push_back(grads[i].defined() ? grads[i] : zeros(piece_shape, ctx.input_dtype(0)));
-      }
-      return TensorList{cat(parts, d)};
-    });
-  }
-  return pieces;
-}
-
-TensorList split(const Tensor& x, int64_t split_size, int64_t dim) {
-  detail::check_defined("split", x);
-  XG_CHECK(split_size > 0, "split: split_size must be positive, got {}", split_size);
-  const int64_t d = detail::normalize_dim("split", dim, x.dim());
-  const int64_t total = x.shape()[d];
-  std::vector<int64_t> sizes;
-  for (int64_t offset = 0; offset < total; offset += split_size) sizes.push_back(std::min(split_size, total - offset));
-  if (sizes.empty()) sizes.push_back(0);
-  return split_with_sizes(x, sizes, d);
-}
-
-TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim) {
-  detail::check_defined("chunk", x);
-  XG_CHECK(chunks > 0, "chunk: expected a positive number of chunks, got {}", chunks);
-  const int64_t d = detail::normalize_dim("chunk", dim, x.dim());
-  const int64_t total = x.shape()[d];
-  return split(x, std::max<int64_t>(1, (total + chunks - 1) / chunks), d);
-}
-
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   detail::check_defined("index_select", x);
   check_index("index_select", index);
@@ -395,7 +119,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const Shape s = x.shape();
   const int64_t d = detail::normalize_dim("index_select", dim, x.dim());
   detail::DimSplit split = detail::split_at(s, d);
-  const int64_t* idx = index.array<int64_t>().data();
+  const Tensor dense_index = detail::dense(index);
+  const int64_t* idx = dense_index.contiguous_data<int64_t>();
   const int64_t count = index.numel();
   XG_CHECK(!s.empty() || count == 1, "index_select: the index into a 0-D tensor can have only 1 value, got {}", count);
   for (int64_t k = 0; k < count; ++k)
@@ -405,7 +130,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(out_shape, "index_select");
-    const T* in = x.array<T>().data();
+    const Tensor dense = detail::dense(x);
+    const T* in = dense.contiguous_data<T>();
     for (int64_t o = 0; o < split.outer; ++o)
       for (int64_t k = 0; k < count; ++k)
         std::copy_n(in + (o * split.size + idx[k]) * split.inner, split.inner, result.data() + (o * count + k) * split.inner);
@@ -431,14 +157,16 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   XG_CHECK(source.shape() == expected, "index_add: source should have shape {} (x's shape with dim {} = number of indices), got {}",
            shape_string(expected), dim, shape_string(source.shape()));
   detail::DimSplit split = detail::split_at(s, d);
-  const int64_t* idx = index.array<int64_t>().data();
+  const Tensor dense_index = detail::dense(index);
+  const int64_t* idx = dense_index.contiguous_data<int64_t>();
   const int64_t count = index.numel();
   for (int64_t k = 0; k < count; ++k)
     XG_CHECK(idx[k] >= 0 && idx[k] < split.size, "index_add: index {} is out of range for dimension {} of size {}", idx[k], dim, split.size);
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = x.array<T>();
-    const T* src = source.array<T>().data();
+    Array<T> result = detail::dense(x).array<T>();
+    const Tensor dense_source = detail::dense(source);
+    const T* src = dense_source.contiguous_data<T>();
     for (int64_t o = 0; o < split.outer; ++o)
       for (int64_t k = 0; k < count; ++k) {
         T* dst = result.data() + (o * split.size + idx[k]) * split.inner;
@@ -471,7 +199,8 @@ void for_each_indexed(const char* op, const Shape& x_shape, int64_t d, const Ten
   const int64_t n = static_cast<int64_t>(is.size());
   std::vector<int64_t> x_strides = detail::contiguous_strides(x_shape);
   std::vector<int64_t> src_strides = src_shape ? detail::contiguous_strides(*src_shape) : detail::contiguous_strides(is);
-  const int64_t* idx = index.array<int64_t>().data();
+  const Tensor dense_index = detail::dense(index);
+  const int64_t* idx = dense_index.contiguous_data<int64_t>();
   std::vector<int64_t> counter(static_cast<size_t>(n), 0);
   const int64_t total = index.numel();
   const int64_t dim_size = x_shape.empty() ? 1 : x_shape[static_cast<size_t>(d)];  // a 0-D tensor has one slot along dim 0
@@ -500,7 +229,8 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(index.shape(), "gather");
-    const T* in = x.array<T>().data();
+    const Tensor dense = detail::dense(x);
+    const T* in = dense.contiguous_data<T>();
     T* dst = result.data();
     for_each_indexed("gather", s, d, index, nullptr, [&](int64_t xo, int64_t io) { dst[io] = in[xo]; });
     return detail::make_tensor(std::move(result));
@@ -521,8 +251,9 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   XG_CHECK(ss.size() == s.size(), "scatter_add: src must have as many dimensions as the input ({}), got shape {}", s.size(), shape_string(ss));
   Tensor out = dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    Array<T> result = x.array<T>();
-    const T* from = src.array<T>().data();
+    Array<T> result = detail::dense(x).array<T>();
+    const Tensor dense_src = detail::dense(src);
+    const T* from = dense_src.contiguous_data<T>();
     T* dst = result.data();
     for_each_indexed("scatter_add", s, d, index, &ss, [&](int64_t xo, int64_t so) { dst[xo] += from[so]; });
     return detail::make_tensor(std::move(result));
@@ -560,7 +291,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 
 Tensor one_hot(const Tensor& indices, int64_t num_classes) {
   check_index("one_hot", indices);
-  const int64_t* idx = indices.array<int64_t>().data();
+  const Tensor dense_indices = detail::dense(indices);
+  const int64_t* idx = dense_indices.contiguous_data<int64_t>();
   const int64_t n = indices.numel();
   int64_t highest = -1;
   for (int64_t i = 0; i < n; ++i) {
@@ -606,7 +338,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(out_shape, "pad");
     std::fill(result.begin(), result.end(), static_cast<T>(value));
-    std::vector<int64_t> in_strides = detail::contiguous_strides(s), out_strides = detail::contiguous_strides(out_shape);
+    std::vector<int64_t> in_strides = x.strides(), out_strides = detail::contiguous_strides(out_shape);  // x: any layout
     // The input's rows [in_start, in_end) land in the output; when a range is empty nothing is copied
     // (and the offsets, which could then be out of range, are not computed).
     Shape extent(n);
@@ -622,7 +354,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value) {
         src_offset += in_start[d] * in_strides[d];
         dst_offset += (in_start[d] + before[d]) * out_strides[d];
       }
-      detail::strided_copy(x.array<T>().data() + src_offset, in_strides.data(), result.data() + dst_offset, out_strides.data(), extent);
+      detail::strided_copy(x.data_ptr<T>() + src_offset, in_strides.data(), result.data() + dst_offset, out_strides.data(), extent);
     }
     return detail::make_tensor(std::move(result));
   });

@@ -15,13 +15,63 @@ namespace detail {
 
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad) {
   auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  std::visit(
+      [&](const auto& a) {
+        const auto& shape = a.shape();
+        const size_t n = shape.size();
+        impl->sizes.resize(n);
+        impl->strides.resize(n);
+        int64_t stride = 1;
+        for (size_t i = n; i-- > 0;) {
+          impl->sizes[i] = static_cast<int64_t>(shape[i]);
+          impl->strides[i] = stride;
+          stride *= std::max<int64_t>(impl->sizes[i], 1);
+        }
+      },
+      storage->array);
   impl->storage = std::move(storage);
   impl->requires_grad = requires_grad;
   return impl;
 }
 
+std::shared_ptr<TensorImpl> alias(const Tensor& t, bool requires_grad) {
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  const TensorImpl& from = *t.impl();
+  impl->storage = from.storage;
+  impl->sizes = from.sizes;
+  impl->strides = from.strides;
+  impl->storage_offset = from.storage_offset;
+  impl->is_contiguous = from.is_contiguous;
+  impl->requires_grad = requires_grad;
+  return impl;
+}
+
+bool compute_contiguous(const Sizes& sizes, const Sizes& strides) {
+  for (int64_t s : sizes)
+    if (s == 0) return true;
+  int64_t expected = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    if (sizes[i] == 1) continue;
+    if (strides[i] != expected) return false;
+    expected *= sizes[i];
+  }
+  return true;
+}
+
+void set_geometry(TensorImpl& impl, Sizes sizes, Sizes strides, int64_t storage_offset) {
+  impl.is_contiguous = compute_contiguous(sizes, strides);
+  impl.sizes = std::move(sizes);
+  impl.strides = std::move(strides);
+  impl.storage_offset = storage_offset;
+}
+
 void throw_dtype_access(Dtype have, Dtype want) {
   XG_ERROR("array: the tensor holds {} elements, but {} elements were requested", have, want);
+}
+
+void throw_not_contiguous(const char* op, const Tensor& t) {
+  XG_ERROR("{}: the tensor of shape {} is not contiguous (strides {}); call contiguous() first, or use strided<T>()",
+           op, shape_string(t.shape()), shape_string(t.strides()));
 }
 
 std::vector<int64_t> normalize_dims(const char* op, const std::vector<int64_t>& dims, int64_t ndim) {
@@ -79,31 +129,57 @@ Dtype Tensor::dtype() const {
 
 Shape Tensor::shape() const {
   XG_CHECK(defined(), "shape: the tensor is undefined");
-  return std::visit([](const auto& a) { return detail::shape_of(a); }, impl_->storage->array);
+  return Shape(impl_->sizes.begin(), impl_->sizes.end());
 }
 
 int64_t Tensor::dim() const {
   XG_CHECK(defined(), "dim: the tensor is undefined");
-  return std::visit([](const auto& a) { return static_cast<int64_t>(a.dimension()); }, impl_->storage->array);
+  return static_cast<int64_t>(impl_->sizes.size());
 }
 
 int64_t Tensor::numel() const {
   XG_CHECK(defined(), "numel: the tensor is undefined");
-  return std::visit([](const auto& a) { return static_cast<int64_t>(a.size()); }, impl_->storage->array);
+  int64_t n = 1;
+  for (int64_t s : impl_->sizes) n *= s;
+  return n;
 }
 
 bool Tensor::has_shape(const Shape& expected) const {
   XG_CHECK(defined(), "shape: the tensor is undefined");
-  return std::visit(
-      [&](const auto& a) {
-        const auto& s = a.shape();
-        if (s.size() != expected.size()) return false;
-        for (size_t i = 0; i < s.size(); ++i)
-          if (static_cast<int64_t>(s[i]) != expected[i]) return false;
-        return true;
-      },
-      impl_->storage->array);
+  const Sizes& s = impl_->sizes;
+  return s.size() == expected.size() && std::equal(s.begin(), s.end(), expected.begin());
 }
+
+Shape Tensor::strides() const {
+  XG_CHECK(defined(), "strides: the tensor is undefined");
+  return Shape(impl_->strides.begin(), impl_->strides.end());
+}
+
+int64_t Tensor::stride(int64_t d) const {
+  XG_CHECK(defined(), "stride: the tensor is undefined");
+  return impl_->strides[static_cast<size_t>(detail::normalize_dim("stride", d, dim()))];
+}
+
+int64_t Tensor::storage_offset() const {
+  XG_CHECK(defined(), "storage_offset: the tensor is undefined");
+  return impl_->storage_offset;
+}
+
+bool Tensor::is_contiguous() const {
+  XG_CHECK(defined(), "is_contiguous: the tensor is undefined");
+  return impl_->is_contiguous;
+}
+
+Tensor Tensor::contiguous() const {
+  XG_CHECK(defined(), "contiguous: the tensor is undefined");
+  return impl_->is_contiguous ? *this : clone();
+}
+
+bool Tensor::is_alias_of(const Tensor& other) const {
+  return defined() && other.defined() && impl_->storage == other.impl_->storage;
+}
+
+Tensor Tensor::_base() const { return is_view() ? Tensor(impl_->view_base) : Tensor(); }
 
 int64_t Tensor::size(int64_t d) const {
   Shape s = shape();
@@ -138,16 +214,25 @@ void Tensor::set_grad(const Tensor& grad) const {
 
 const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
   static const std::shared_ptr<autograd::Node> none;
-  return impl_ ? impl_->grad_fn : none;
+  if (!impl_) return none;
+  if (impl_->view_base) autograd::refresh_view_grad_fn(*impl_);
+  return impl_->grad_fn;
+}
+
+bool Tensor::view_requires_grad() const {
+  autograd::refresh_view_grad_fn(*impl_);
+  return impl_->requires_grad || impl_->view_base->requires_grad;
 }
 
 Tensor Tensor::detach() const {
   XG_CHECK(defined(), "detach: the tensor is undefined");
-  return Tensor(detail::make_impl(impl_->storage, false));
+  return Tensor(detail::alias(*this, false));
 }
 
 Tensor& Tensor::detach_() {
   XG_CHECK(defined(), "detach_: the tensor is undefined");
+  XG_CHECK(!is_view(), "detach_: can't detach views in-place; use detach() instead (the tensor of shape {} is a view)",
+           shape_string(shape()));
   impl_->grad_fn.reset();
   impl_->requires_grad = false;
   return *this;
@@ -320,16 +405,56 @@ Tensor randperm(int64_t n) {
 
 void manual_seed(uint64_t seed) { random::seed(seed); }
 
+// ---- memory the caller owns --------------------------------------------------------------------
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, std::function<void(void*)> deleter,
+                 TensorOptions options) {
+  XG_CHECK(data != nullptr || detail::checked_numel("from_blob", sizes) == 0, "from_blob: the data pointer is null");
+  XG_CHECK(sizes.size() == strides.size(), "from_blob: expected one stride per dimension, got sizes {} and strides {}",
+           shape_string(sizes), shape_string(strides));
+  detail::checked_numel("from_blob", sizes);
+  int64_t span = 1;  // elements from the first to one past the last addressed element
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    XG_CHECK(sizes[d] >= 0, "from_blob: invalid size {} in {}", sizes[d], shape_string(sizes));
+    XG_CHECK(strides[d] >= 0, "from_blob: negative strides are not supported, got {}", shape_string(strides));
+    if (sizes[d] == 0) span = 0;
+  }
+  if (span != 0)
+    for (size_t d = 0; d < sizes.size(); ++d) span = detail::checked_add("from_blob", span, detail::checked_mul("from_blob", sizes[d] - 1, strides[d]));
+  auto storage = detail::dispatch(options.dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    // An empty container names the dtype and owns nothing (a default one would hold one element).
+    return std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, typename Array<T>::shape_type{0});
+  });
+  storage->data = data;
+  storage->numel = span;
+  storage->deleter = std::move(deleter);
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  impl->storage = std::move(storage);
+  detail::set_geometry(*impl, Sizes(sizes.begin(), sizes.end()), Sizes(strides.begin(), strides.end()), 0);
+  Tensor result(std::move(impl));
+  if (options.requires_grad_) result.requires_grad_(true);
+  return result;
+}
+
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, TensorOptions options) {
+  return from_blob(data, sizes, strides, nullptr, options);
+}
+
+Tensor from_blob(void* data, const Shape& sizes, TensorOptions options) {
+  return from_blob(data, sizes, detail::contiguous_strides(sizes), nullptr, options);
+}
+
 // ---- comparison of whole tensors -------------------------------------------------------------
-bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
-  detail::check_same_dtype("allclose", a, b);
-  XG_CHECK(a.shape() == b.shape(), "allclose: shapes differ: {} vs {}", shape_string(a.shape()), shape_string(b.shape()));
+bool allclose(const Tensor& a_in, const Tensor& b_in, double rtol, double atol) {
+  detail::check_same_dtype("allclose", a_in, b_in);
+  XG_CHECK(a_in.shape() == b_in.shape(), "allclose: shapes differ: {} vs {}", shape_string(a_in.shape()), shape_string(b_in.shape()));
+  const Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
   return detail::dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const Array<T>& x = a.array<T>();
-    const Array<T>& y = b.array<T>();
-    for (size_t i = 0; i < x.size(); ++i) {
-      double u = static_cast<double>(x.data()[i]), v = static_cast<double>(y.data()[i]);
+    const T* x = a.contiguous_data<T>();
+    const T* y = b.contiguous_data<T>();
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      double u = static_cast<double>(x[i]), v = static_cast<double>(y[i]);
       if (std::isnan(u) || std::isnan(v)) return false;
       if (u == v) continue;
       if (!(std::abs(u - v) <= atol + rtol * std::abs(v))) return false;
@@ -338,11 +463,13 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
   });
 }
 
-bool equal(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+bool equal(const Tensor& a_in, const Tensor& b_in) {
+  if (a_in.dtype() != b_in.dtype() || a_in.shape() != b_in.shape()) return false;
+  const Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
   return detail::dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    return std::equal(a.array<T>().begin(), a.array<T>().end(), b.array<T>().begin());
+    const T* x = a.contiguous_data<T>();
+    return std::equal(x, x + a.numel(), b.contiguous_data<T>());
   });
 }
 
@@ -383,11 +510,10 @@ std::string Tensor::toString() const {
   std::ostringstream out;
   out << "tensor(";
   Shape s = shape();
-  std::vector<int64_t> strides(s.size(), 1);
-  for (size_t i = s.size(); i-- > 1;) strides[i - 1] = strides[i] * s[i];
+  std::vector<int64_t> element_strides = strides();  // prints a view in place, without a copy
   detail::dispatch(dtype(), [&](auto tag) {
     using T = decltype(tag);
-    print_elements(out, array<T>().data(), s, 0, 0, strides, numel() > 1000, 7);
+    print_elements(out, data_ptr<T>(), s, 0, 0, element_strides, numel() > 1000, 7);
   });
   if (dtype() != kFloat32) out << ", dtype=" << dtype_name(dtype());
   if (grad_fn()) out << ", grad_fn=<" << grad_fn()->name() << ">";

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 
 #include "xgrad/autograd/allocator.hpp"
@@ -28,19 +29,41 @@ using Shape = std::vector<int64_t>;
 template <class T>
 using Array = xt::xarray<T, xt::layout_type::row_major, CachingAllocator<T>>;
 
-/// A buffer shared by a tensor, its detached aliases and the saved copies autograd keeps. The version
-/// counter is bumped by every in-place change, so backward can detect data it needs being overwritten.
+/// Sizes and strides of a tensor, inline up to 5 dimensions (no heap allocation per tensor).
+using Sizes = xt::svector<int64_t, 5>;
+
+/// A buffer shared by a tensor, all its views and its detached aliases. The version counter is bumped
+/// by every in-place change through any of them, so backward can detect data it needs being overwritten.
+/// The storage knows only elements; the shape lives in each TensorImpl (sizes, strides, offset).
 struct Storage {
   using Variant = std::variant<Array<float>, Array<double>, Array<int64_t>>;
+  /// Owns the elements; its alternative is the dtype. For memory from from_blob it is an empty
+  /// container of the right type and `data` points to the caller's memory.
   Variant array;
+  void* data = nullptr;   // the first element of the buffer
+  int64_t numel = 0;      // elements in the buffer
+  std::function<void(void*)> deleter;  // from_blob: called once with `data` when the storage dies
   uint64_t version = 0;
   Storage() = default;
-  explicit Storage(Variant held, uint64_t version_ = 0) : array(std::move(held)), version(version_) {}
   /// Builds the container in place from `args` (a container to move from, or a shape): xtensor
   /// moves are not free (three small vectors each), so the hot paths avoid them.
   template <class A, class... Args>
-  explicit Storage(std::in_place_type_t<A> type, Args&&... args) : array(type, std::forward<Args>(args)...) {}
+  explicit Storage(std::in_place_type_t<A> type, Args&&... args) : array(type, std::forward<Args>(args)...) {
+    auto& held = std::get<A>(array);
+    data = held.data();
+    numel = static_cast<int64_t>(held.size());
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() {
+    if (deleter) deleter(data);
+  }
 };
+
+/// How a view was made, for PyTorch's rules on modifying views in place (NOTE [Autograd View
+/// Variables]): a view made with grad mode off, one of several outputs of split/chunk/unbind, or the
+/// output of a custom Function may not be modified in place while autograd records.
+enum class CreationMeta : uint8_t { Default, NoGradMode, MultiOutputNode, InCustomFunction };
 
 namespace autograd {
 class Node;
@@ -53,6 +76,10 @@ using TensorHook = std::function<Tensor(const Tensor&)>;
 /// Data plus autograd metadata. Users hold it through Tensor.
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
+  Sizes sizes;                 // dimensions, outermost first
+  Sizes strides;               // element strides (PyTorch's values; 0 along expanded dims)
+  int64_t storage_offset = 0;  // elements from storage->data to the first element
+  bool is_contiguous = true;   // row-major and dense; cached whenever the geometry is set
   bool requires_grad = false;
   bool retains_grad = false;
   uint32_t output_nr = 0;                    // which output of grad_fn this tensor is
@@ -60,6 +87,14 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;         // accumulated gradient (leaves and retain_grad tensors)
   std::vector<std::pair<unsigned, TensorHook>> hooks;  // leaf hooks, run before accumulation
   unsigned next_hook_id = 0;
+  // A differentiable view (PyTorch's DifferentiableViewMeta): the root base it shares storage with
+  // (never itself a view), the storage version when grad_fn was last set (an in-place change of the
+  // base or of another view makes the view's grad_fn stale: it is rebuilt on the next read), and how
+  // the view was made. Null view_base: not a view.
+  std::shared_ptr<TensorImpl> view_base;
+  uint64_t view_version = 0;
+  CreationMeta creation_meta = CreationMeta::Default;
+  const char* view_creator = nullptr;  // the op that made a MultiOutputNode / InCustomFunction view
   ~TensorImpl();  // releases deep graphs iteratively (no recursion down a 100k-node chain)
 };
 
@@ -93,16 +128,34 @@ class Tensor {
   int64_t dim() const;
   int64_t numel() const;
   bool is_floating_point() const { return is_floating(dtype()); }
+  /// Element strides, one per dimension (PyTorch's values: 0 along an expanded dimension).
+  Shape strides() const;
+  int64_t stride(int64_t dim) const;
+  /// Elements from the start of the storage to this tensor's first element.
+  int64_t storage_offset() const;
+  /// Row-major and dense (dims of size 1 are ignored; an empty tensor is contiguous), as PyTorch.
+  bool is_contiguous() const;
+  /// *this when contiguous, otherwise a contiguous copy (differentiable).
+  Tensor contiguous() const;
+  /// True when both tensors share one storage (a view and its base, two views, detach()).
+  bool is_alias_of(const Tensor& other) const;
+  /// True for the result of a view op (view, narrow, select, transpose, expand, ...).
+  bool is_view() const { return impl_ && impl_->view_base != nullptr; }
+  /// The tensor a view was taken from (the root, for a view of a view); undefined if not a view.
+  Tensor _base() const;
 
   // ---- autograd -----------------------------------------------------------------------------
-  bool requires_grad() const { return impl_ && impl_->requires_grad; }
+  /// A view requires grad when its base does (even if it was taken with grad mode off).
+  bool requires_grad() const {
+    return impl_ && (impl_->requires_grad || (impl_->view_base && view_requires_grad()));
+  }
   /// Marks a leaf as requiring gradients (float tensors only). Returns *this for chaining.
   Tensor& requires_grad_(bool requires = true);
   /// The accumulated gradient, or an undefined Tensor.
   Tensor grad() const;
   /// Replaces (or, with an undefined Tensor, clears) the accumulated gradient.
   void set_grad(const Tensor& grad) const;
-  bool is_leaf() const { return !impl_ || !impl_->grad_fn; }
+  bool is_leaf() const { return !grad_fn(); }
   const std::shared_ptr<autograd::Node>& grad_fn() const;
   /// Back-propagates from this tensor; gradient is required unless this is a one-element tensor.
   /// retain_graph defaults to create_graph, as in PyTorch.
@@ -121,21 +174,30 @@ class Tensor {
   uint64_t _version() const;
 
   // ---- data ---------------------------------------------------------------------------------
-  /// The underlying xtensor container, for custom kernels. T must match dtype().
+  /// The elements of a contiguous tensor as an xtensor container (an adaptor over the storage: writes
+  /// go to the tensor), for custom kernels; T must match dtype(). A non-contiguous tensor is an error:
+  /// call contiguous() first, or use strided<T>(). Keep the tensor alive while the adaptor is used.
   template <class T>
-  Array<T>& array() const;
+  auto array() const;
+  /// An xtensor adaptor with this tensor's strides, for any tensor (index it with operator() or
+  /// iterate it; its data()/linear iterators do not follow the strides).
   template <class T>
-  T* data_ptr() const { return array<T>().data(); }
+  auto strided() const;
+  /// The first element in the shared storage (for a non-contiguous tensor, address elements with
+  /// strides()), as PyTorch's data_ptr.
+  template <class T>
+  T* data_ptr() const;
+  /// data_ptr of a tensor that must be contiguous: an error naming the shape and strides otherwise.
+  /// For kernels that read or write the elements as one flat array.
+  template <class T>
+  T* contiguous_data() const;
   /// The value of a one-element tensor, converted to T.
   template <class T>
   T item() const;
   /// Converts the dtype (differentiable between float types); same dtype returns *this.
   Tensor to(Dtype dtype) const;
-  /// A copy with its own data; differentiable.
+  /// A copy with its own (contiguous) data; differentiable.
   Tensor clone() const;
-  /// xgrad tensors are always contiguous; returns *this.
-  Tensor contiguous() const { return *this; }
-  bool is_contiguous() const { return true; }
   std::string toString() const;
 
   // ---- methods forwarding to the ops of the same name (see ops.hpp) ---------------------------
@@ -165,6 +227,19 @@ class Tensor {
   Tensor expand(const Shape& shape) const;
   Tensor expand_as(const Tensor& other) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor slice(int64_t dim = 0, std::optional<int64_t> start = std::nullopt, std::optional<int64_t> end = std::nullopt,
+               int64_t step = 1) const;
+  Tensor select(int64_t dim, int64_t index) const;
+  /// select(0, index), as torch::Tensor::operator[].
+  Tensor operator[](int64_t index) const;
+  Tensor movedim(int64_t source, int64_t destination) const;
+  Tensor movedim(const std::vector<int64_t>& source, const std::vector<int64_t>& destination) const;
+  Tensor unflatten(int64_t dim, const Shape& sizes) const;
+  std::vector<Tensor> unbind(int64_t dim = 0) const;
+  Tensor diagonal(int64_t offset = 0, int64_t dim1 = 0, int64_t dim2 = 1) const;
+  Tensor as_strided(const Shape& sizes, const Shape& strides, std::optional<int64_t> storage_offset = std::nullopt) const;
+  /// All windows of `size` elements along dim, `step` apart, as a new last dimension (a view).
+  Tensor unfold(int64_t dim, int64_t size, int64_t step) const;
   Tensor index_select(int64_t dim, const Tensor& index) const;
   Tensor gather(int64_t dim, const Tensor& index) const;
   Tensor masked_fill(const Tensor& mask, double value) const;
@@ -215,6 +290,7 @@ class Tensor {
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
 
  private:
+  bool view_requires_grad() const;
   std::shared_ptr<TensorImpl> impl_;
 };
 
@@ -258,6 +334,13 @@ Tensor rand_like(const Tensor& like);
 Tensor randn_like(const Tensor& like);
 /// A random permutation of 0..n-1 (int64).
 Tensor randperm(int64_t n);
+/// A tensor over memory the caller owns (no copy): `strides` in elements (row-major when omitted);
+/// `deleter`, if given, is called once with `data` when the last tensor or view of it is destroyed.
+/// The memory must stay valid until then.
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, std::function<void(void*)> deleter,
+                 TensorOptions options = {});
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, TensorOptions options = {});
+Tensor from_blob(void* data, const Shape& sizes, TensorOptions options = {});
 /// Seeds the global generator used by rand, randn, randint, randperm, dropout and shuffling.
 void manual_seed(uint64_t seed);
 
@@ -272,8 +355,30 @@ std::string shape_string(const Shape& shape);
 
 // ---- template definitions ------------------------------------------------------------------
 namespace detail {
+/// A tensor over all of a freshly made storage, contiguous, with the shape of its container.
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad);
+/// A new TensorImpl with t's storage and geometry and no autograd history (not a view): detach(),
+/// saved outputs, an input a custom Function returns as is.
+std::shared_ptr<TensorImpl> alias(const Tensor& t, bool requires_grad);
+/// t itself when contiguous, otherwise a contiguous copy outside the graph: for kernels that read
+/// their operands as flat arrays and record their own node on the original inputs.
+Tensor dense(const Tensor& t);
+/// Sets sizes, strides and offset and recomputes is_contiguous.
+void set_geometry(TensorImpl& impl, Sizes sizes, Sizes strides, int64_t storage_offset);
+/// PyTorch's is_contiguous: row-major dense, ignoring dims of size 1; an empty tensor is contiguous.
+bool compute_contiguous(const Sizes& sizes, const Sizes& strides);
 [[noreturn]] void throw_dtype_access(Dtype have, Dtype want);
+[[noreturn]] void throw_not_contiguous(const char* op, const Tensor& t);
+/// f(first element) with the element's C++ type.
+template <class F>
+auto dispatch_element(const Tensor& t, F&& f) {
+  const TensorImpl& impl = *t.impl();
+  switch (impl.storage->array.index()) {
+    case 0: return f(static_cast<const float*>(impl.storage->data)[impl.storage_offset]);
+    case 1: return f(static_cast<const double*>(impl.storage->data)[impl.storage_offset]);
+    default: return f(static_cast<const int64_t*>(impl.storage->data)[impl.storage_offset]);
+  }
+}
 /// A new storage holding `array` (moved in once), from the small-object pool.
 template <class T>
 std::shared_ptr<Storage> make_storage(Array<T>&& array) {
@@ -292,18 +397,40 @@ Tensor from_array(Array<T> array, bool requires_grad) {
 }
 
 template <class T>
-Array<T>& Tensor::array() const {
-  XG_CHECK(defined(), "array: the tensor is undefined");
-  auto* held = std::get_if<Array<T>>(&impl_->storage->array);
-  if (held == nullptr) detail::throw_dtype_access(dtype(), dtype_of<T>());
-  return *held;
+T* Tensor::data_ptr() const {
+  XG_CHECK(defined(), "data_ptr: the tensor is undefined");
+  if (impl_->storage->array.index() != static_cast<size_t>(dtype_of<T>())) detail::throw_dtype_access(dtype(), dtype_of<T>());
+  return static_cast<T*>(impl_->storage->data) + impl_->storage_offset;
+}
+
+template <class T>
+T* Tensor::contiguous_data() const {
+  T* data = data_ptr<T>();
+  if (!impl_->is_contiguous) detail::throw_not_contiguous("contiguous_data", *this);
+  return data;
+}
+
+template <class T>
+auto Tensor::array() const {
+  T* data = data_ptr<T>();
+  if (!impl_->is_contiguous) detail::throw_not_contiguous("array", *this);
+  typename Array<T>::shape_type shape(impl_->sizes.begin(), impl_->sizes.end());
+  return xt::adapt(data, static_cast<size_t>(numel()), xt::no_ownership(), shape);
+}
+
+template <class T>
+auto Tensor::strided() const {
+  T* data = data_ptr<T>();
+  typename Array<T>::shape_type shape(impl_->sizes.begin(), impl_->sizes.end());
+  xt::svector<std::ptrdiff_t, 4> strides(impl_->strides.begin(), impl_->strides.end());
+  return xt::adapt(data, static_cast<size_t>(numel()), xt::no_ownership(), shape, strides);
 }
 
 template <class T>
 T Tensor::item() const {
   XG_CHECK(defined(), "item: the tensor is undefined");
   XG_CHECK(numel() == 1, "item: expected a tensor with one element, got shape {}", shape_string(shape()));
-  return std::visit([](const auto& a) { return static_cast<T>(*a.data()); }, impl_->storage->array);
+  return detail::dispatch_element(*this, [](auto v) { return static_cast<T>(v); });
 }
 
 }  // namespace xg

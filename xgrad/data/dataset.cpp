@@ -18,7 +18,7 @@ namespace xg::data {
 namespace {
 Tensor index_tensor(const std::vector<int64_t>& indices) {
   Tensor index = empty({static_cast<int64_t>(indices.size())}, kInt64);
-  std::copy(indices.begin(), indices.end(), index.data_ptr<int64_t>());
+  std::copy(indices.begin(), indices.end(), index.contiguous_data<int64_t>());
   return index;
 }
 }  // namespace
@@ -129,12 +129,12 @@ MNIST::MNIST(const std::string& root, Mode mode) {
            labels_path, labels.shape[0]);
   const int64_t n = images.shape[0], rows = images.shape[1], cols = images.shape[2];
   Tensor pixels = empty({n, 1, rows, cols}, kFloat32);
-  float* dst = pixels.data_ptr<float>();
+  float* dst = pixels.contiguous_data<float>();
   for (size_t i = 0; i < images.bytes.size(); ++i) dst[i] = static_cast<float>(images.bytes[i]) / 255.0f;
   Tensor targets = empty({n}, kInt64);
   for (int64_t i = 0; i < n; ++i) {
     XG_CHECK(labels.bytes[i] <= 9, "MNIST: '{}' has label {} at index {}; expected 0..9", labels_path, labels.bytes[i], i);
-    targets.data_ptr<int64_t>()[i] = labels.bytes[i];
+    targets.contiguous_data<int64_t>()[i] = labels.bytes[i];
   }
   set(pixels, targets);
 }
@@ -219,7 +219,7 @@ CSVDataset::CSVDataset(const std::string& path, CSVOptions options) {
     int64_t f = 0;
     for (int64_t c = 0; c < static_cast<int64_t>(columns); ++c) {
       if (c == target) continue;
-      data.data_ptr<float>()[r * features + f++] = to_float32(rows[r][c], path, r, c);
+      data.contiguous_data<float>()[r * features + f++] = to_float32(rows[r][c], path, r, c);
     }
     double t = rows[r][target];
     if (options.target_dtype == kInt64) {
@@ -227,9 +227,9 @@ CSVDataset::CSVDataset(const std::string& path, CSVOptions options) {
       // Casting a double outside int64's range (or inf) to int64 is undefined behaviour: reject it first.
       XG_CHECK(t >= -9223372036854775808.0 && t < 9223372036854775808.0,
                "CSVDataset: '{}' data row {} has target {} which is outside the range of int64 class labels", path, r + 1, t);
-      targets.data_ptr<int64_t>()[r] = static_cast<int64_t>(t);
+      targets.contiguous_data<int64_t>()[r] = static_cast<int64_t>(t);
     } else {
-      targets.data_ptr<float>()[r] = to_float32(t, path, r, target);
+      targets.contiguous_data<float>()[r] = to_float32(t, path, r, target);
     }
   }
   for (int64_t c = 0; c < static_cast<int64_t>(columns); ++c)

@@ -170,7 +170,7 @@ Tensor IdxArray::to_tensor(bool as_float) const {
   Tensor out = empty(shape, dtype);
   detail::dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    T* dst = out.data_ptr<T>();
+    T* dst = out.contiguous_data<T>();
     if (type_code == 0x08)
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(bytes[i]);
     else

@@ -30,7 +30,7 @@ Tensor Normalize::operator()(const Tensor& batch, std::mt19937_64&) const {
   Tensor out = batch.clone();
   detail::dispatch_floating("Normalize", out, [&](auto tag) {
     using T = decltype(tag);
-    T* p = out.data_ptr<T>();
+    T* p = out.contiguous_data<T>();
     const int64_t plane = batch.size(2) * batch.size(3);
     for (int64_t n = 0; n < batch.size(0); ++n)
       for (int64_t c = 0; c < channels; ++c) {
@@ -54,8 +54,9 @@ Tensor RandomTranslate::operator()(const Tensor& batch, std::mt19937_64& generat
   std::uniform_int_distribution<int64_t> shift(-max_shift, max_shift);
   detail::dispatch_floating("RandomTranslate", batch, [&](auto tag) {
     using T = decltype(tag);
-    const T* src = batch.data_ptr<T>();
-    T* dst = out.data_ptr<T>();
+    const Tensor src_dense = xg::detail::dense(batch);
+    const T* src = src_dense.contiguous_data<T>();
+    T* dst = out.contiguous_data<T>();
     for (int64_t n = 0; n < N; ++n) {
       const int64_t dy = shift(generator), dx = shift(generator);
       for (int64_t c = 0; c < C; ++c) {
@@ -83,7 +84,7 @@ Tensor RandomHorizontalFlip::operator()(const Tensor& batch, std::mt19937_64& ge
   std::uniform_real_distribution<double> coin(0.0, 1.0);
   detail::dispatch_floating("RandomHorizontalFlip", out, [&](auto tag) {
     using T = decltype(tag);
-    T* p_out = out.data_ptr<T>();
+    T* p_out = out.contiguous_data<T>();
     for (int64_t n = 0; n < N; ++n) {
       if (!(coin(generator) < p)) continue;
       for (int64_t row = 0; row < C * H; ++row) {

@@ -28,7 +28,7 @@ using detail::check_mpi;
 
 template <class T>
 const T* typed_data(const Tensor& tensor) {
-  return tensor.template data_ptr<T>();
+  return tensor.template contiguous_data<T>();
 }
 
 /// slice = param.grad (or zeros), flag = whether it exists.
@@ -37,7 +37,8 @@ void copy_gradient_into(const Tensor& param, T* slice, T* flag) {
   Tensor grad = param.grad();
   const int64_t count = param.numel();
   if (grad.defined()) {
-    std::memcpy(slice, typed_data<T>(grad), static_cast<size_t>(count) * sizeof(T));
+    const Tensor dense = grad.contiguous();
+    std::memcpy(slice, typed_data<T>(dense), static_cast<size_t>(count) * sizeof(T));
     *flag = 1;
   } else {
     std::fill(slice, slice + count, T(0));
@@ -55,7 +56,7 @@ void write_gradient_from(const Tensor& param, const T* slice, T flag, T divisor)
     grad = empty(param.shape(), TensorOptions(param.dtype()));
     param.set_grad(grad);
   }
-  T* out = grad.template data_ptr<T>();
+  T* out = grad.template contiguous_data<T>();
   const int64_t count = param.numel();
   for (int64_t i = 0; i < count; ++i) out[i] = slice[i] / divisor;
   ++grad.impl()->storage->version;
@@ -409,7 +410,8 @@ class DistributedDataParallel::Reducer {
     with_buffer(bucket, [&](auto* buffer) {
       using T = std::remove_pointer_t<decltype(buffer)>;
       T* slice = buffer + param.offset;
-      const T* incoming = grad.template data_ptr<T>();
+      const Tensor dense = grad.contiguous();  // a hook's gradient may be a view (an expanded one from sum)
+      const T* incoming = dense.template contiguous_data<T>();
       const int64_t count = param.tensor.numel();
       // The parameter's whole gradient of this backward (the hook runs once, on the sum), added to
       // the gradient accumulated before it (gradient accumulation), as the engine is about to do.

@@ -123,7 +123,15 @@ MPI_Datatype mpi_datatype(Dtype dtype) {
 }
 
 void* raw_data(const Tensor& tensor) {
-  return visit_data(tensor, [](auto& array) -> void* { return static_cast<void*>(array.data()); });
+  // MPI sends one flat buffer: the tensor must be one (PyTorch's collectives require it too).
+  XG_CHECK(tensor.is_contiguous(),
+           "distributed: expected a contiguous tensor, got shape {} with strides {} (call contiguous(), or pass the "
+           "base tensor instead of a view)",
+           shape_string(tensor.shape()), shape_string(tensor.strides()));
+  return visit_data(tensor, [&](auto& array) -> void* {
+    using T = typename std::decay_t<decltype(array)>::value_type;
+    return static_cast<void*>(tensor.data_ptr<T>());
+  });
 }
 
 size_t element_size(Dtype dtype) { return dtype == Dtype::Float32 ? sizeof(float) : sizeof(double); }

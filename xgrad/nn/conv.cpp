@@ -107,7 +107,7 @@ Tensor unfold_patches(const Tensor& image, const PatchGeometry& g) {
   Tensor out = detail::dispatch_floating("im2col", image, [&](auto tag) {
     using T = decltype(tag);
     Array<T> columns = detail::new_array<T>(g.columns_shape);
-    transfer_patches<T, true>(g, image.array<T>().data(), columns.data());
+    transfer_patches<T, true>(g, xg::detail::dense(image).contiguous_data<T>(), columns.data());
     return detail::make_tensor(std::move(columns));
   });
   if (should_record({&image})) {
@@ -124,7 +124,7 @@ Tensor fold_patches(const Tensor& columns, const PatchGeometry& g) {
   Tensor out = detail::dispatch_floating("col2im", columns, [&](auto tag) {
     using T = decltype(tag);
     Array<T> image = detail::new_array<T>(g.image_shape);  // zeroed plane by plane in transfer_patches
-    transfer_patches<T, false>(g, image.data(), columns.array<T>().data());
+    transfer_patches<T, false>(g, image.data(), xg::detail::dense(columns).contiguous_data<T>());
     return detail::make_tensor(std::move(image));
   });
   if (should_record({&columns})) {
@@ -150,8 +150,10 @@ Tensor columns_to_output(const Tensor& columns, const Tensor& bias, const Output
   Tensor out = detail::dispatch_floating("conv", columns, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(layout.output_shape);
-    const T* source = columns.array<T>().data();
-    const T* shift = bias.defined() ? bias.array<T>().data() : nullptr;
+    const Tensor source_dense = xg::detail::dense(columns);
+    const T* source = source_dense.contiguous_data<T>();
+    const Tensor shift_dense = bias.defined() ? xg::detail::dense(bias) : Tensor();
+    const T* shift = shift_dense.defined() ? shift_dense.contiguous_data<T>() : nullptr;
     parallel_for(0, N, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, O * L)), [&](int64_t n0, int64_t n1) {
       for (int64_t n = n0; n < n1; ++n) {
         for (int64_t o = 0; o < O; ++o) {
@@ -191,7 +193,8 @@ Tensor output_to_columns(const Tensor& output, const OutputLayout& layout) {
   Tensor out = detail::dispatch_floating("conv", output, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(layout.columns_shape);
-    const T* source = output.array<T>().data();
+    const Tensor source_dense = xg::detail::dense(output);
+    const T* source = source_dense.contiguous_data<T>();
     parallel_for(0, N, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, O * L)), [&](int64_t n0, int64_t n1) {
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t o = 0; o < O; ++o) std::copy_n(source + (n * O + o) * L, L, result.data() + (o * N + n) * L);

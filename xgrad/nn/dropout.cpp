@@ -15,7 +15,7 @@ void check_probability(const char* op, double p) {
 Tensor scaled_keep_mask(const Shape& shape, Dtype dtype, double p) {
   Tensor mask = xg::rand(shape, dtype);
   const double keep = 1.0 - p, scale = 1.0 / keep;
-  auto fill = [&](auto& array) {
+  auto fill = [&](auto&& array) {
     using T = typename std::decay_t<decltype(array)>::value_type;
     const T threshold = static_cast<T>(keep), kept = static_cast<T>(scale);
     for (T& v : array) v = v < threshold ? kept : T(0);

@@ -21,7 +21,8 @@ Tensor lookup(const char* op, const Tensor& indices, const Tensor& weight, std::
   XG_CHECK(indices.dtype() == kInt64, "{}: expected int64 indices, got {} (shape {})", op, indices.dtype(), shape_string(indices.shape()));
   XG_CHECK(weight.dim() == 2, "{}: expected a 2-D weight [num_embeddings, embedding_dim], got shape {}", op, shape_string(weight.shape()));
   const int64_t num = weight.size(0), dim = weight.size(1);
-  const int64_t* ids = indices.array<int64_t>().data();
+  const Tensor ids_dense = xg::detail::dense(indices);
+  const int64_t* ids = ids_dense.contiguous_data<int64_t>();
   const int64_t count = indices.numel();
   bool hits_padding = false;
   for (int64_t i = 0; i < count; ++i) {
@@ -62,11 +63,7 @@ void EmbeddingImpl::reset_parameters() {
   init::normal_(weight);
   if (options.padding_idx()) {
     NoGradGuard no_grad;
-    const int64_t dim = options.embedding_dim(), row = *options.padding_idx();
-    auto zero_row = [&](auto* data) { std::fill(data + row * dim, data + (row + 1) * dim, 0); };
-    if (weight.dtype() == kFloat32) zero_row(weight.data_ptr<float>());
-    else zero_row(weight.data_ptr<double>());
-    ++weight.impl()->storage->version;
+    weight[*options.padding_idx()].zero_();  // a view of the row: writes into the weight
   }
 }
 

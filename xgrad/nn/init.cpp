@@ -24,15 +24,19 @@ template <class F>
 Tensor fill_elements(const char* op, Tensor tensor, F value_at) {
   check_floating(op, tensor);
   NoGradGuard no_grad;
-  auto write = [&](auto& array) {
+  // A view (w.narrow(0, 0, 2), w[0], w.t()) is filled through a contiguous scratch and copy_, so
+  // initialising part of a parameter writes into the parameter itself.
+  Tensor target = tensor.is_contiguous() ? tensor : empty(tensor.shape(), tensor.dtype());
+  auto write = [&](auto&& array) {
     using T = typename std::decay_t<decltype(array)>::value_type;
     T* data = array.data();
     const int64_t n = static_cast<int64_t>(array.size());
     for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(value_at(i));
   };
-  if (tensor.dtype() == kFloat32) write(tensor.array<float>());
-  else write(tensor.array<double>());
-  ++tensor.impl()->storage->version;
+  if (tensor.dtype() == kFloat32) write(target.array<float>());
+  else write(target.array<double>());
+  if (target.is_same(tensor)) ++tensor.impl()->storage->version;
+  else tensor.copy_(target);
   return tensor;
 }
 

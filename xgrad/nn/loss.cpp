@@ -117,13 +117,15 @@ ClassTargets read_class_targets(const char* op, const Tensor& input, const Tenso
     XG_CHECK(weight.dtype() == input.dtype(), "{}: expected a weight of dtype {} (the input's), got {}", op, input.dtype(), weight.dtype());
     detail::dispatch_floating(op, weight, [&](auto tag) {
       using T = decltype(tag);
-      const T* w = weight.array<T>().data();
+      const Tensor w_dense = xg::detail::dense(weight);
+      const T* w = w_dense.contiguous_data<T>();
       for (int64_t c = 0; c < l.classes; ++c) info.class_weight[c] = static_cast<double>(w[c]);
       return 0;
     });
   }
   const int64_t count = l.outer * l.inner;
-  const int64_t* t = target.array<int64_t>().data();
+  const Tensor t_dense = xg::detail::dense(target);
+  const int64_t* t = t_dense.contiguous_data<int64_t>();
   info.safe_target.assign(static_cast<size_t>(count), 0);
   info.ignored.assign(static_cast<size_t>(count), 0);
   info.weight_at.assign(static_cast<size_t>(count), 0.0);
@@ -160,7 +162,8 @@ Tensor cross_entropy_class_indices(const Tensor& input, const Tensor& target, co
   Tensor shift_and_log_sum;
   Tensor out = detail::dispatch_floating(op, input, [&](auto tag) {
     using T = decltype(tag);
-    const T* x = input.array<T>().data();
+    const Tensor x_dense = xg::detail::dense(input);
+    const T* x = x_dense.contiguous_data<T>();
     Array<double> shift_array = detail::new_array<double>({count, 2});
     Array<T> loss_array = detail::new_array<T>(reduction == Reduction::None ? target.shape() : Shape{});
     double total = 0;
@@ -226,9 +229,12 @@ Tensor cross_entropy_class_indices(const Tensor& input, const Tensor& target, co
              const Tensor& saved_shift = ctx.saved(1);
              return TensorList{detail::dispatch_floating("cross_entropy", x, [&](auto tag) {
                using T = decltype(tag);
-               const T* px = x.array<T>().data();
-               const double* shift = saved_shift.array<double>().data();  // [m, log_sum] per position
-               const T* pg = gy.array<T>().data();
+               const Tensor px_dense = xg::detail::dense(x);
+               const T* px = px_dense.contiguous_data<T>();
+               const Tensor shift_dense = xg::detail::dense(saved_shift);
+               const double* shift = shift_dense.contiguous_data<double>();  // [m, log_sum] per position
+               const Tensor pg_dense = xg::detail::dense(gy);
+               const T* pg = pg_dense.contiguous_data<T>();
                Array<T> grad = detail::new_array<T>(input_shape);
                T* out = grad.data();
                for (int64_t o = 0; o < l.outer; ++o)
@@ -379,9 +385,12 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Bin
   Tensor weight = expanded_weight(op, "weight", options.weight(), input);
   Tensor losses = detail::dispatch_floating(op, input, [&](auto tag) {
     using T = decltype(tag);
-    const T* x = input.array<T>().data();
-    const T* t = target.array<T>().data();
-    const T* w = weight.defined() ? weight.array<T>().data() : nullptr;
+    const Tensor x_dense = xg::detail::dense(input);
+    const T* x = x_dense.contiguous_data<T>();
+    const Tensor t_dense = xg::detail::dense(target);
+    const T* t = t_dense.contiguous_data<T>();
+    const Tensor w_dense = weight.defined() ? xg::detail::dense(weight) : Tensor();
+    const T* w = w_dense.defined() ? w_dense.contiguous_data<T>() : nullptr;
     const int64_t n = input.numel();
     Array<T> out = detail::new_array<T>(input.shape());
     for (int64_t i = 0; i < n; ++i) {
@@ -418,10 +427,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
   Tensor pos_weight = expanded_weight(op, "pos_weight", options.pos_weight(), input);
   Tensor losses = detail::dispatch_floating(op, input, [&](auto tag) {
     using T = decltype(tag);
-    const T* x = input.array<T>().data();
-    const T* t = target.array<T>().data();
-    const T* w = weight.defined() ? weight.array<T>().data() : nullptr;
-    const T* pw = pos_weight.defined() ? pos_weight.array<T>().data() : nullptr;
+    const Tensor x_dense = xg::detail::dense(input);
+    const T* x = x_dense.contiguous_data<T>();
+    const Tensor t_dense = xg::detail::dense(target);
+    const T* t = t_dense.contiguous_data<T>();
+    const Tensor w_dense = weight.defined() ? xg::detail::dense(weight) : Tensor();
+    const T* w = w_dense.defined() ? w_dense.contiguous_data<T>() : nullptr;
+    const Tensor pw_dense = pos_weight.defined() ? xg::detail::dense(pos_weight) : Tensor();
+    const T* pw = pw_dense.defined() ? pw_dense.contiguous_data<T>() : nullptr;
     const int64_t n = input.numel();
     Array<T> out = detail::new_array<T>(input.shape());
     for (int64_t i = 0; i < n; ++i) {

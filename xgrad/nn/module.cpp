@@ -166,7 +166,10 @@ void Module::to(Dtype dtype) {
   auto convert = [dtype](const Tensor& t) {
     if (!t.defined() || !t.is_floating_point() || t.dtype() == dtype) return;
     Tensor converted = t.to(dtype);
-    t.impl()->storage = converted.impl()->storage;  // same handle, new data
+    // Same handle, new data (PyTorch's set_data): views taken before keep the old storage.
+    TensorImpl& impl = *t.impl();
+    impl.storage = converted.impl()->storage;
+    xg::detail::set_geometry(impl, converted.impl()->sizes, converted.impl()->strides, converted.impl()->storage_offset);
     if (t.impl()->grad) t.impl()->grad = Tensor(t.impl()->grad).to(dtype).impl();
   };
   for (const Tensor& p : parameters()) convert(p);

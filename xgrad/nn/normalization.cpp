@@ -174,7 +174,7 @@ void channel_combine(const T* gy, const T* x, const ChannelLayout& l, const T* a
 
 template <class T>
 const T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.array<T>().data() : nullptr;
+  return t.defined() ? t.contiguous_data<T>() : nullptr;
 }
 
 /// The training-mode backward written with xgrad ops (recomputing the statistics from x so that they
@@ -206,10 +206,14 @@ TensorList batch_norm_training_backward_fused(const BackwardContext& ctx, const 
   const double count = static_cast<double>(l.per_channel());
   return detail::dispatch_floating("batch_norm", x, [&](auto tag) {
     using T = decltype(tag);
-    const T* px = x.array<T>().data();
-    const T* pg = gy.array<T>().data();
-    const T* mean = saved_mean.array<T>().data();
-    const T* invstd = saved_invstd.array<T>().data();
+    const Tensor px_dense = xg::detail::dense(x);
+    const T* px = px_dense.contiguous_data<T>();
+    const Tensor pg_dense = xg::detail::dense(gy);
+    const T* pg = pg_dense.contiguous_data<T>();
+    const Tensor mean_dense = xg::detail::dense(saved_mean);
+    const T* mean = mean_dense.contiguous_data<T>();
+    const Tensor invstd_dense = xg::detail::dense(saved_invstd);
+    const T* invstd = invstd_dense.contiguous_data<T>();
     const T* w = data_or_null<T>(weight);
     std::vector<double> sum_gy(static_cast<size_t>(l.channels)), sum_gy_xc(static_cast<size_t>(l.channels));
     channel_grad_sums(pg, px, l, mean, sum_gy.data(), sum_gy_xc.data());
@@ -290,7 +294,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   Tensor saved_mean, saved_invstd;
   Tensor out = detail::dispatch_floating("batch_norm", input, [&](auto tag) {
     using T = decltype(tag);
-    const T* x = input.array<T>().data();
+    const Tensor x_dense = xg::detail::dense(input);
+    const T* x = x_dense.contiguous_data<T>();
     const T* w = data_or_null<T>(weight);
     const T* b = data_or_null<T>(bias);
     Array<T> mean_array = detail::new_array<T>({l.channels}), invstd_array = detail::new_array<T>({l.channels});
@@ -302,8 +307,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       std::vector<double> sum(static_cast<size_t>(l.channels)), sum_sq(shift.size());
       channel_moments(x, l, shift.data(), sum.data(), sum_sq.data());
       const double count = static_cast<double>(l.per_channel());
-      T* rm = running_mean.defined() ? running_mean.array<T>().data() : nullptr;
-      T* rv = running_var.defined() ? running_var.array<T>().data() : nullptr;
+      T* rm = running_mean.defined() ? running_mean.contiguous_data<T>() : nullptr;
+      T* rv = running_var.defined() ? running_var.contiguous_data<T>() : nullptr;
       for (int64_t c = 0; c < l.channels; ++c) {
         const double shifted_mean = sum[c] / count;
         const double var = std::max(0.0, sum_sq[c] / count - shifted_mean * shifted_mean);  // biased
@@ -320,8 +325,10 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
         ++running_var.impl()->storage->version;
       }
     } else {
-      const T* rm = running_mean.array<T>().data();
-      const T* rv = running_var.array<T>().data();
+      const Tensor rm_dense = xg::detail::dense(running_mean);
+      const T* rm = rm_dense.contiguous_data<T>();
+      const Tensor rv_dense = xg::detail::dense(running_var);
+      const T* rv = rv_dense.contiguous_data<T>();
       for (int64_t c = 0; c < l.channels; ++c) {
         mean[c] = rm[c];
         invstd[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(rv[c]) + eps));
@@ -465,7 +472,7 @@ Tensor BatchNormImplBase::forward(const Tensor& input) {
              reference.dtype(), input.dtype());
   double factor = 0.0;
   if (is_training() && options.track_running_stats()) {
-    int64_t& batches = *num_batches_tracked.data_ptr<int64_t>();
+    int64_t& batches = *num_batches_tracked.contiguous_data<int64_t>();
     ++batches;
     ++num_batches_tracked.impl()->storage->version;
     // momentum = nullopt: a cumulative moving average, each batch weighted 1 / (batches seen so far).

@@ -181,8 +181,10 @@ Tensor max_pool_scatter(const Tensor& grad_output, const Tensor& indices, const 
   Tensor out = detail::dispatch_floating("max_pool backward", grad_output, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g.input_shape);
-    const T* from = grad_output.array<T>().data();
-    const int64_t* index = indices.array<int64_t>().data();
+    const Tensor from_dense = xg::detail::dense(grad_output);
+    const T* from = from_dense.contiguous_data<T>();
+    const Tensor index_dense = xg::detail::dense(indices);
+    const int64_t* index = index_dense.contiguous_data<int64_t>();
     parallel_for(0, g.planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, area)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         T* to = result.data() + p * area;
@@ -206,8 +208,10 @@ Tensor max_pool_gather(const Tensor& grad_input, const Tensor& indices, const Ma
   Tensor out = detail::dispatch_floating("max_pool backward", grad_input, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g.output_shape);
-    const T* from = grad_input.array<T>().data();
-    const int64_t* index = indices.array<int64_t>().data();
+    const Tensor from_dense = xg::detail::dense(grad_input);
+    const T* from = from_dense.contiguous_data<T>();
+    const Tensor index_dense = xg::detail::dense(indices);
+    const int64_t* index = index_dense.contiguous_data<int64_t>();
     parallel_for(0, g.planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, area)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* plane = from + p * area;
@@ -271,7 +275,7 @@ std::tuple<Tensor, Tensor> max_pool(const char* op, const Tensor& input, const E
   Tensor values = detail::dispatch_floating(op, input, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g.output_shape);
-    max_pool_kernel<T>(input.array<T>().data(), result.data(), index_array.data(), g);
+    max_pool_kernel<T>(xg::detail::dense(input).contiguous_data<T>(), result.data(), index_array.data(), g);
     return detail::make_tensor(std::move(result));
   });
   Tensor indices = detail::make_tensor(std::move(index_array));
@@ -307,7 +311,8 @@ Tensor window_average(const Tensor& input, const WindowGeometryPtr& g) {
   Tensor out = detail::dispatch_floating("avg_pool2d", input, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g->output_shape);
-    const T* from = input.array<T>().data();
+    const Tensor from_dense = xg::detail::dense(input);
+    const T* from = from_dense.contiguous_data<T>();
     parallel_for(0, g->planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, H * W)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const T* plane = from + p * H * W;
@@ -340,7 +345,8 @@ Tensor window_sum_adjoint(const Tensor& grad_output, const WindowGeometryPtr& g)
   Tensor out = detail::dispatch_floating("avg_pool2d backward", grad_output, [&](auto tag) {
     using T = decltype(tag);
     Array<T> result = detail::new_array<T>(g->input_shape);
-    const T* from = grad_output.array<T>().data();
+    const Tensor from_dense = xg::detail::dense(grad_output);
+    const T* from = from_dense.contiguous_data<T>();
     parallel_for(0, g->planes, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, H * W)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         T* plane = result.data() + p * H * W;

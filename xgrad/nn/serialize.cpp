@@ -64,9 +64,9 @@ void swap_bytes(char* data, uint64_t bytes, uint64_t item) {
 
 const char* raw_bytes(const Tensor& tensor) {
   switch (tensor.dtype()) {
-    case Dtype::Float32: return reinterpret_cast<const char*>(tensor.data_ptr<float>());
-    case Dtype::Float64: return reinterpret_cast<const char*>(tensor.data_ptr<double>());
-    case Dtype::Int64: return reinterpret_cast<const char*>(tensor.data_ptr<int64_t>());
+    case Dtype::Float32: return reinterpret_cast<const char*>(tensor.contiguous_data<float>());
+    case Dtype::Float64: return reinterpret_cast<const char*>(tensor.contiguous_data<double>());
+    case Dtype::Int64: return reinterpret_cast<const char*>(tensor.contiguous_data<int64_t>());
   }
   return nullptr;
 }
@@ -244,9 +244,14 @@ std::string little_endian_u64(uint64_t value) {
   return bytes;
 }
 
-void write_safetensors(const std::string& op, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& path,
+void write_safetensors(const std::string& op, const std::vector<std::pair<std::string, Tensor>>& given, const std::string& path,
                        const std::map<std::string, std::string>& metadata) {
   XG_CHECK(!path.empty(), "{}: the path is empty", op);
+  // The format stores each tensor's elements densely: a view is written as its own elements (the
+  // same bytes and checksum as a contiguous copy), tensors sharing storage as independent copies.
+  std::vector<std::pair<std::string, Tensor>> tensors = given;
+  for (auto& entry : tensors)
+    if (entry.second.defined() && !entry.second.is_contiguous()) entry.second = entry.second.detach().contiguous();
   for (const auto& [name, tensor] : tensors) {
     XG_CHECK(tensor.defined(), "{}: '{}': tensor '{}' is undefined and cannot be written", op, path, name);
     XG_CHECK(name != kMetadataKey, "{}: '{}': '{}' is reserved for the metadata and cannot name a tensor", op, path, name);

@@ -45,10 +45,11 @@ Tensor Adadelta::step(LossClosure closure) {
       detail::ensure_state_tensor(state.acc_delta, param);
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* square_avg = state.square_avg.data_ptr<T>();
-        T* acc_delta = state.acc_delta.data_ptr<T>();
+        T* p = param.contiguous_data<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
+        T* square_avg = state.square_avg.contiguous_data<T>();
+        T* acc_delta = state.acc_delta.contiguous_data<T>();
         const T lr = static_cast<T>(options.lr()), rho = static_cast<T>(options.rho());
         const T one_minus_rho = static_cast<T>(1.0 - options.rho()), eps = static_cast<T>(options.eps());
         const T weight_decay = static_cast<T>(options.weight_decay());

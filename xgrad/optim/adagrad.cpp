@@ -46,9 +46,10 @@ Tensor Adagrad::step(LossClosure closure) {
       const double clr = options.lr() / (1.0 + static_cast<double>(state.step - 1) * options.lr_decay());
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* sum = state.sum.data_ptr<T>();
+        T* p = param.contiguous_data<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
+        T* sum = state.sum.contiguous_data<T>();
         const T step_size = static_cast<T>(clr), eps = static_cast<T>(options.eps());
         const T weight_decay = static_cast<T>(options.weight_decay());
         const bool maximize = options.maximize(), decay = weight_decay != 0;

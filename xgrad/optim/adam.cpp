@@ -101,11 +101,12 @@ void adam_step(std::vector<OptimizerParamGroup>& groups, bool decoupled,
       if (hyper.amsgrad) detail::ensure_state_tensor(state.max_exp_avg_sq, param);
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* m = state.exp_avg.template data_ptr<T>();
-        T* v = state.exp_avg_sq.template data_ptr<T>();
-        T* v_max = hyper.amsgrad ? state.max_exp_avg_sq.template data_ptr<T>() : nullptr;
+        T* p = param.contiguous_data<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
+        T* m = state.exp_avg.template contiguous_data<T>();
+        T* v = state.exp_avg_sq.template contiguous_data<T>();
+        T* v_max = hyper.amsgrad ? state.max_exp_avg_sq.template contiguous_data<T>() : nullptr;
         // Elementwise: any split gives the same bits.
         parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
           adam_update<T>(p + lo, g + lo, m + lo, v + lo, v_max ? v_max + lo : nullptr, hi - lo, hyper, state.step);

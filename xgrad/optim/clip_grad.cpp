@@ -24,7 +24,8 @@ double clip_grad_norm_(const TensorList& parameters, double max_norm, double nor
   for (const Tensor& g : grads) {
     detail::dispatch_float(g, [&](auto tag) {
       using T = decltype(tag);
-      const T* data = g.data_ptr<T>();
+      const Tensor data_dense = xg::detail::dense(g);
+      const T* data = data_dense.contiguous_data<T>();
       const int64_t n = g.numel();
       if (infinity_norm) {
         for (int64_t i = 0; i < n; ++i) accumulated = std::max(accumulated, static_cast<double>(std::abs(data[i])));
@@ -56,7 +57,7 @@ double clip_grad_norm_(const TensorList& parameters, double max_norm, double nor
   for (const Tensor& g : grads) {
     detail::dispatch_float(g, [&](auto tag) {
       using T = decltype(tag);
-      T* data = g.data_ptr<T>();
+      T* data = g.contiguous_data<T>();
       const T coef = static_cast<T>(clip_coef);
       for (int64_t i = 0; i < g.numel(); ++i) data[i] = data[i] * coef;
     });
@@ -77,7 +78,7 @@ void clip_grad_value_(const TensorList& parameters, double clip_value) {
     if (!g.defined()) continue;
     detail::dispatch_float(g, [&](auto tag) {
       using T = decltype(tag);
-      T* data = g.data_ptr<T>();
+      T* data = g.contiguous_data<T>();
       const T high = static_cast<T>(clip_value), low = -high;
       for (int64_t i = 0; i < g.numel(); ++i) data[i] = std::min(std::max(data[i], low), high);
     });

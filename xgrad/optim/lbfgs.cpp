@@ -179,7 +179,8 @@ LineSearchResult strong_wolfe(const std::function<Evaluation(double)>& evaluate,
 Tensor vector_tensor(const Vector& values) { return tensor(values, {static_cast<int64_t>(values.size())}, kFloat64); }
 
 Vector tensor_vector(const Tensor& t) {
-  const double* data = t.data_ptr<double>();
+  const Tensor data_dense = xg::detail::dense(t);
+  const double* data = data_dense.contiguous_data<double>();
   return Vector(data, data + t.numel());
 }
 
@@ -218,7 +219,8 @@ void LBFGSParamState::fields(StateFields& f) {
     if (loading) {
       rows.clear();
       if (t.defined()) {
-        const double* data = t.data_ptr<double>();
+        const Tensor data_dense = xg::detail::dense(t);
+        const double* data = data_dense.contiguous_data<double>();
         for (int64_t r = 0; r < t.size(0); ++r) rows.emplace_back(data + r * numel, data + (r + 1) * numel);
       }
     }
@@ -285,7 +287,8 @@ std::vector<double> LBFGS::gather_flat_grad() const {
       check_grad(p, grad);
       detail::dispatch_float(p, [&](auto tag) {
         using T = decltype(tag);
-        const T* g = grad.data_ptr<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
         for (int64_t i = 0; i < p.numel(); ++i) flat[offset + i] = static_cast<double>(g[i]);
       });
     }
@@ -300,7 +303,8 @@ std::vector<double> LBFGS::gather_params() const {
   for (const Tensor& p : param_groups_[0].params()) {
     detail::dispatch_float(p, [&](auto tag) {
       using T = decltype(tag);
-      const T* data = p.data_ptr<T>();
+      const Tensor data_dense = xg::detail::dense(p);
+      const T* data = data_dense.contiguous_data<T>();
       for (int64_t i = 0; i < p.numel(); ++i) flat[offset + i] = static_cast<double>(data[i]);
     });
     offset += static_cast<size_t>(p.numel());
@@ -313,7 +317,7 @@ void LBFGS::set_params(const std::vector<double>& values) {
   for (const Tensor& p : param_groups_[0].params()) {
     detail::dispatch_float(p, [&](auto tag) {
       using T = decltype(tag);
-      T* data = p.data_ptr<T>();
+      T* data = p.contiguous_data<T>();
       for (int64_t i = 0; i < p.numel(); ++i) data[i] = static_cast<T>(values[offset + i]);
     });
     detail::bump_version(p);
@@ -326,7 +330,7 @@ void LBFGS::add_to_params(double step, const std::vector<double>& direction) {
   for (const Tensor& p : param_groups_[0].params()) {
     detail::dispatch_float(p, [&](auto tag) {
       using T = decltype(tag);
-      T* data = p.data_ptr<T>();
+      T* data = p.contiguous_data<T>();
       for (int64_t i = 0; i < p.numel(); ++i)
         data[i] = static_cast<T>(static_cast<double>(data[i]) + step * direction[offset + i]);
     });

@@ -369,13 +369,13 @@ void Optimizer::load_state_dict(const OptimizerStateDict& state_dict) {
 namespace {
 Tensor int64_scalar(int64_t value) {
   Tensor t = scalar_tensor(0, kInt64);
-  t.data_ptr<int64_t>()[0] = value;
+  t.contiguous_data<int64_t>()[0] = value;
   return t;
 }
 
 Tensor int64_vector(const std::vector<int64_t>& values) {
   Tensor t = zeros({static_cast<int64_t>(values.size())}, kInt64);
-  std::copy(values.begin(), values.end(), t.data_ptr<int64_t>());
+  std::copy(values.begin(), values.end(), t.contiguous_data<int64_t>());
   return t;
 }
 
@@ -446,7 +446,8 @@ OptimizerStateDict OptimizerStateDict::from_tensors(const std::map<std::string, 
         XG_CHECK(value.dtype() == kInt64 && value.dim() == 1,
                  "optimizer state dict: {} should be a 1-D int64 tensor of parameter indices, got {} {}", key,
                  value.dtype(), shape_string(value.shape()));
-        const int64_t* data = value.data_ptr<int64_t>();
+        const Tensor data_dense = xg::detail::dense(value);
+        const int64_t* data = data_dense.contiguous_data<int64_t>();
         group_params[index] = std::vector<int64_t>(data, data + value.numel());
       } else if (value.dim() == 0) {
         if (value.dtype() == kInt64) group_options[index][rest] = value.item<int64_t>();
@@ -455,13 +456,15 @@ OptimizerStateDict OptimizerStateDict::from_tensors(const std::map<std::string, 
         XG_CHECK(value.dim() == 1, "optimizer state dict: {} should be 0-D or 1-D, got shape {}", key,
                  shape_string(value.shape()));
         if (value.dtype() == kInt64) {
-          const int64_t* data = value.data_ptr<int64_t>();
+          const Tensor data_dense = xg::detail::dense(value);
+          const int64_t* data = data_dense.contiguous_data<int64_t>();
           std::string text;
           for (int64_t c = 0; c < value.numel(); ++c) text.push_back(static_cast<char>(data[c]));
           group_options[index][rest] = text;
         } else {
           Tensor as_double = value.detach().to(kFloat64);
-          const double* data = as_double.data_ptr<double>();
+          const Tensor data_dense = xg::detail::dense(as_double);
+          const double* data = data_dense.contiguous_data<double>();
           group_options[index][rest] = std::vector<double>(data, data + value.numel());
         }
       }

@@ -80,13 +80,14 @@ Tensor RMSprop::step(LossClosure closure) {
       if (centered) detail::ensure_state_tensor(state.grad_avg, param);
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* buf = use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr;
-        T* grad_avg = centered ? state.grad_avg.data_ptr<T>() : nullptr;
+        T* buf = use_momentum ? state.momentum_buffer.contiguous_data<T>() : nullptr;
+        T* grad_avg = centered ? state.grad_avg.contiguous_data<T>() : nullptr;
         auto kernel = centered ? (use_momentum ? rmsprop_kernel<T, true, true> : rmsprop_kernel<T, true, false>)
                                : (use_momentum ? rmsprop_kernel<T, false, true> : rmsprop_kernel<T, false, false>);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* square_avg = state.square_avg.data_ptr<T>();
+        T* p = param.contiguous_data<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
+        T* square_avg = state.square_avg.contiguous_data<T>();
         // Elementwise: any split over threads gives the same bits.
         parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
           kernel(p + lo, g + lo, square_avg + lo, buf ? buf + lo : nullptr, grad_avg ? grad_avg + lo : nullptr, hi - lo, options);

@@ -103,9 +103,10 @@ Tensor SGD::step(LossClosure closure) {
       const SGDHyper hyper{options.lr(), options.weight_decay(), options.momentum(), options.dampening(), options.maximize()};
       detail::dispatch_float(param, [&](auto tag) {
         using T = decltype(tag);
-        T* p = param.data_ptr<T>();
-        const T* g = grad.data_ptr<T>();
-        T* buf = use_momentum ? state.momentum_buffer.data_ptr<T>() : nullptr;
+        T* p = param.contiguous_data<T>();
+        const Tensor g_dense = xg::detail::dense(grad);
+        const T* g = g_dense.contiguous_data<T>();
+        T* buf = use_momentum ? state.momentum_buffer.contiguous_data<T>() : nullptr;
         const bool nesterov = options.nesterov();
         // Elementwise: any split gives the same bits.
         parallel_for(0, param.numel(), kElementwiseGrain, [&](int64_t lo, int64_t hi) {
