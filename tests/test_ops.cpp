@@ -70,7 +70,8 @@ Tensor distinct(const Shape& s, double step = 0.15, double offset = 0.0) {
   return leaf(v, s);
 }
 
-std::vector<double> vals(const Tensor& t) {
+std::vector<double> vals(const Tensor& view) {
+  const Tensor t = view.contiguous();  // a view's elements in row-major order
   std::vector<double> out(static_cast<size_t>(t.numel()));
   for (size_t i = 0; i < out.size(); ++i) {
     switch (t.dtype()) {
@@ -91,16 +92,60 @@ void check_values(const Tensor& t, const std::vector<double>& expected, double t
   }
 }
 
+/// A leaf with x's values and requires_grad whose last dimension has stride 2 (every other element
+/// of a zero-filled buffer): a non-contiguous input that every op must read exactly as the contiguous one.
+Tensor non_contiguous(const Tensor& x) {
+  if (!x.defined() || x.dim() == 0) return x;
+  Shape wide = x.shape();
+  wide.back() *= 2;
+  Tensor buffer = xg::zeros(wide, x.dtype());
+  Tensor strided = buffer.slice(-1, 0, std::nullopt, 2);
+  {
+    xg::NoGradGuard no_grad;
+    strided.copy_(x.detach());
+  }
+  Tensor leaf = strided.detach();  // an alias with the view's strides, outside the graph
+  REQUIRE((leaf.numel() <= 1 || x.shape().back() <= 1 || !leaf.is_contiguous()));
+  if (x.requires_grad()) leaf.requires_grad_(true);
+  return leaf;
+}
+
+TensorList non_contiguous(const TensorList& inputs) {
+  TensorList out;
+  for (const Tensor& t : inputs) out.push_back(non_contiguous(t));
+  return out;
+}
+
+/// Forward values on non-contiguous copies of the inputs equal the contiguous run bit for bit.
+void check_same_forward(const ag::GradcheckFunction& f, const TensorList& inputs) {
+  TensorList a = f(inputs), b = f(non_contiguous(inputs));
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].defined()) continue;
+    CHECK(xg::equal(a[i].detach(), b[i].detach()));
+  }
+}
+
 void check_grads(const std::string& what, const std::function<Tensor(const TensorList&)>& f, const TensorList& inputs) {
   INFO("gradient check of " << what);
   CHECK(ag::gradcheck(f, inputs));
   CHECK(ag::gradgradcheck(f, inputs));
+  INFO("on non-contiguous inputs (last dimension with stride 2)");
+  check_same_forward([&](const TensorList& in) { return TensorList{f(in)}; }, inputs);
+  const TensorList strided = non_contiguous(inputs);
+  CHECK(ag::gradcheck(f, strided));
+  CHECK(ag::gradgradcheck(f, strided));
 }
 
 void check_grads_multi(const std::string& what, const ag::GradcheckFunction& f, const TensorList& inputs) {
   INFO("gradient check of " << what);
   CHECK(ag::gradcheck(f, inputs));
   CHECK(ag::gradgradcheck(f, inputs));
+  INFO("on non-contiguous inputs (last dimension with stride 2)");
+  check_same_forward(f, inputs);
+  const TensorList strided = non_contiguous(inputs);
+  CHECK(ag::gradcheck(f, strided));
+  CHECK(ag::gradgradcheck(f, strided));
 }
 
 std::string shape_str(const Shape& s) { return xg::shape_string(s); }
