@@ -572,6 +572,75 @@ TEST_CASE("views: writes through a slice of a parameter under NoGradGuard initia
   CHECK(w._version() == 4);
 }
 
+TEST_CASE("views: nn::init through a view writes into the parameter and nowhere else", "[views][alias][init]") {
+  namespace init = xg::nn::init;
+  xg::manual_seed(3);
+  Tensor w = xg::full({4, 6}, 7.0, xg::kFloat64).requires_grad_();
+  {
+    xg::NoGradGuard guard;
+    init::zeros_(w.narrow(0, 0, 2));          // rows 0 and 1
+    init::ones_(w[2]);                        // row 2
+    init::constant_(w.t()[5], -1.0);          // column 5, through a transposed view
+  }
+  const V got = values(w);
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 0; c < 6; ++c) {
+      const double expected = c == 5 ? -1.0 : r < 2 ? 0.0 : r == 2 ? 1.0 : 7.0;
+      INFO("row " << r << " column " << c);
+      CHECK(got[static_cast<size_t>(r * 6 + c)] == expected);
+    }
+  // Random initialisers: only the view's elements change, and they take values in the bound.
+  Tensor u = xg::full({4, 6}, 7.0, xg::kFloat64).requires_grad_();
+  {
+    xg::NoGradGuard guard;
+    init::uniform_(u.slice(1, 0, 6, 2), -0.5, 0.5);   // even columns
+    init::normal_(u.slice(1, 1, 6, 2));               // odd columns of every row, after the first pass
+  }
+  const V uv = values(u);
+  int changed_even = 0;
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 0; c < 6; c += 2) {
+      const double v = uv[static_cast<size_t>(r * 6 + c)];
+      CHECK(v >= -0.5);
+      CHECK(v < 0.5);
+      changed_even += v != 7.0;
+    }
+  CHECK(changed_even == 12);
+  int changed_odd = 0;
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 1; c < 6; c += 2) changed_odd += uv[static_cast<size_t>(r * 6 + c)] != 7.0;
+  CHECK(changed_odd == 12);
+  // kaiming_uniform_ of the transposed [6, 4] view: fan_in 4, bound sqrt(6 / 4) (a = 0).
+  Tensor k = xg::full({4, 6}, 100.0, xg::kFloat64).requires_grad_();
+  {
+    xg::NoGradGuard guard;
+    init::kaiming_uniform_(k.t());
+  }
+  for (double v : values(k)) {
+    CHECK(std::abs(v) <= std::sqrt(6.0 / 4.0));
+  }
+}
+
+TEST_CASE("views: Embedding's padding row is zeroed in the weight itself", "[views][alias][init]") {
+  xg::manual_seed(1);
+  xg::nn::Embedding embedding(xg::nn::EmbeddingOptions(5, 3).padding_idx(2));
+  const V got = values(embedding->weight.detach().to(xg::kFloat64));
+  for (int64_t c = 0; c < 3; ++c) CHECK(got[static_cast<size_t>(2 * 3 + c)] == 0.0);
+  int nonzero = 0;
+  for (size_t i = 0; i < got.size(); ++i) nonzero += got[i] != 0.0;
+  CHECK(nonzero == 12);
+}
+
+TEST_CASE("views: optimizers refuse a non-contiguous parameter by name", "[views][errors]") {
+  Tensor storage = xg::ones({3, 4}, xg::kFloat64);
+  Tensor param = storage.t().detach().requires_grad_();  // a leaf with transposed strides
+  REQUIRE_FALSE(param.is_contiguous());
+  (param * param).sum().backward();
+  xg::optim::SGD sgd({param}, xg::optim::SGDOptions(0.1));
+  CHECK_XG_ERROR(sgd.step(), Contains("SGD") && Contains("not contiguous") && Contains("strides [1, 4]"));
+  CHECK(values(storage) == V(12, 1.0));  // nothing written
+}
+
 // =================================================================================================
 // 2. contiguous(), clone(), view of view, reshape against view
 // =================================================================================================

@@ -213,6 +213,13 @@ void Optimizer::check_grad(const Tensor& param, const Tensor& grad) const {
   XG_CHECK(grad.shape() == param.shape() && grad.dtype() == param.dtype(),
            "{}: a parameter of shape {} and dtype {} has a gradient of shape {} and dtype {}", name_,
            shape_string(param.shape()), param.dtype(), shape_string(grad.shape()), grad.dtype());
+  // The fused update loops write the parameter as one flat array. A non-contiguous parameter (a
+  // registered view, a strided from_blob) would need a scratch copy keyed apart from its state; until
+  // then it is refused here rather than updated wrongly.
+  XG_CHECK(param.is_contiguous(),
+           "{}: a parameter of shape {} is not contiguous (strides {}); optimizers update contiguous parameters only "
+           "(register a contiguous tensor, e.g. param.contiguous(), as the parameter)",
+           name_, shape_string(param.shape()), shape_string(param.strides()));
 }
 
 // ---- state dicts ----------------------------------------------------------------------------------
