@@ -110,8 +110,15 @@ SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) : is_output_(is_o
   saved_version_ = tensor.impl()->storage->version;
   requires_grad_ = tensor.requires_grad();
   output_nr_ = tensor.impl()->output_nr;
-  if (is_output) tensor_ = Tensor(detail::alias(tensor, false));
-  else tensor_ = tensor;
+  if (is_output) {
+    const TensorImpl& impl = *tensor.impl();
+    storage_ = impl.storage;
+    sizes_ = impl.sizes;
+    strides_ = impl.strides;
+    offset_ = impl.storage_offset;
+  } else {
+    tensor_ = tensor;
+  }
 }
 
 Tensor SavedTensor::unpack(const std::shared_ptr<Node>& node, const char* op_name) const {
@@ -121,13 +128,18 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& node, const char* op_nam
            "were freed). Saved tensors are freed after backward; call backward(..., retain_graph=true) "
            "the first time if you need to backward twice",
            op_name);
-  const std::shared_ptr<Storage>& storage = tensor_.impl()->storage;
-  XG_CHECK(storage->version == saved_version_,
-           "{}: one of the tensors needed for gradient computation has been modified by an in-place "
-           "operation (possibly through a view of it): a tensor of shape {} is at version {}; expected version {}",
-           op_name, shape_string(tensor_.shape()), storage->version, saved_version_);
+  const std::shared_ptr<Storage>& storage = is_output_ ? storage_ : tensor_.impl()->storage;
+  if (storage->version != saved_version_) {
+    const Sizes& sizes = is_output_ ? sizes_ : tensor_.impl()->sizes;
+    XG_ERROR("{}: one of the tensors needed for gradient computation has been modified by an in-place "
+             "operation (possibly through a view of it): a tensor of shape {} is at version {}; expected version {}",
+             op_name, shape_string(Shape(sizes.begin(), sizes.end())), storage->version, saved_version_);
+  }
   if (!is_output_) return tensor_;
-  auto impl = detail::alias(tensor_, requires_grad_);
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  impl->storage = storage_;
+  detail::set_geometry(*impl, sizes_, strides_, offset_);
+  impl->requires_grad = requires_grad_;
   if (requires_grad_) {
     impl->grad_fn = node;
     impl->output_nr = output_nr_;
@@ -139,6 +151,7 @@ void SavedTensor::release() {
   if (!defined_) return;
   released_ = true;
   tensor_ = Tensor();
+  storage_.reset();
 }
 
 // ---- function nodes and recording ------------------------------------------------------------

@@ -104,19 +104,19 @@ Tensor make_tensor(Array<T>&& array) {
   return Tensor(make_impl(make_storage<T>(std::move(array)), false));
 }
 
-/// A new tensor of element type T and the given container shape, uninitialised, with the container
-/// built in place inside its storage (no container move). Write through data_ptr<T>().
-template <class T>
-Tensor empty_tensor(const XShape& shape) {
-  return Tensor(make_impl(std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, shape),
-                          false));
-}
-
-/// The same, for a tensor's sizes.
+/// A new contiguous tensor of element type T and the given sizes, uninitialised. Its storage is a flat
+/// container built in place (no container move, and no multi-dimensional container bookkeeping: the
+/// geometry lives in the TensorImpl). Write through contiguous_data<T>().
 template <class T>
 Tensor empty_tensor(const Sizes& sizes) {
-  XShape shape(sizes.begin(), sizes.end());
-  return empty_tensor<T>(shape);
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  return Tensor(make_contiguous_impl(new_storage(dtype_of<T>(), numel), sizes, numel));
+}
+
+template <class T>
+Tensor empty_tensor(const XShape& shape) {
+  return empty_tensor<T>(Sizes(shape.begin(), shape.end()));
 }
 
 /// A new uninitialised container of `shape`, after checking that its element and byte counts fit

@@ -53,7 +53,10 @@ class SavedTensor {
   bool is_output() const { return is_output_; }
 
  private:
-  Tensor tensor_;  // inputs: the tensor itself; outputs: an alias without grad_fn (no reference cycle)
+  Tensor tensor_;                      // for inputs: the tensor itself
+  std::shared_ptr<Storage> storage_;   // for outputs: the data and its geometry, without the output's
+  Sizes sizes_, strides_;              // grad_fn (a reference cycle); unpack makes a tensor of them
+  int64_t offset_ = 0;
   uint64_t saved_version_ = 0;
   uint32_t output_nr_ = 0;
   bool is_output_ = false;

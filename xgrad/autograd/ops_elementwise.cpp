@@ -25,7 +25,10 @@ namespace {
 template <class F>
 Tensor binary_map(const char* op, const Tensor& a_in, const Tensor& b_in, F f) {
   detail::check_same_dtype(op, a_in, b_in);
-  const Tensor a = detail::dense(a_in), b = detail::dense(b_in);  // a copy only for a non-contiguous view
+  // A copy only for a non-contiguous view (references otherwise: no reference-count traffic per op).
+  Tensor a_copy, b_copy;
+  const Tensor& a = a_in.is_contiguous() ? a_in : (a_copy = detail::dense(a_in));
+  const Tensor& b = b_in.is_contiguous() ? b_in : (b_copy = detail::dense(b_in));
   // Same shapes (the common case): one flat loop, no shape vectors or broadcast set-up.
   if (a.impl()->sizes == b.impl()->sizes) {
     return dispatch(a.dtype(), [&](auto tag) {
@@ -61,7 +64,8 @@ Tensor binary_map_floating(const char* op, const Tensor& a, const Tensor& b, F f
 /// out = f(x) elementwise for any dtype.
 template <class F>
 Tensor scalar_map(const Tensor& x_in, F f) {
-  const Tensor x = detail::dense(x_in);
+  Tensor copy;
+  const Tensor& x = x_in.is_contiguous() ? x_in : (copy = detail::dense(x_in));
   return dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     Tensor out = detail::empty_tensor<T>(x.impl()->sizes);
@@ -79,7 +83,8 @@ template <class Expr>
 Tensor unary_expression(const char* op, const Tensor& x_in, Expr expression) {
   return dispatch_floating(op, x_in, [&](auto tag) {
     using T = decltype(tag);
-    const Tensor x = detail::dense(x_in);  // xsimd over flat data: bit-identical for a view
+    Tensor copy;  // xsimd over flat data: bit-identical for a view
+    const Tensor& x = x_in.is_contiguous() ? x_in : (copy = detail::dense(x_in));
     Tensor out = detail::empty_tensor<T>(x.impl()->sizes);
     // The expression over flat slices of the data (one slice per thread for large tensors). One
     // instantiation serves both cases: a second one over the xarray itself made GCC stop inlining
@@ -688,7 +693,7 @@ namespace {
 /// of several outputs, from a custom Function) cannot be modified.
 void check_inplace(const char* op, const Tensor& self, const Tensor* other = nullptr) {
   XG_CHECK(self.defined(), "{}: the tensor is undefined", op);
-  XG_CHECK(!detail::has_internal_overlap(detail::geometry_of(self)),
+  XG_CHECK(self.is_contiguous() || !detail::has_internal_overlap(detail::geometry_of(self)),
            "{}: unsupported operation: more than one element of the written-to tensor refers to a single memory "
            "location. Please clone() the tensor before performing the operation (it has shape {} and strides {})",
            op, shape_string(self.shape()), shape_string(self.strides()));

@@ -13,24 +13,59 @@ namespace xg {
 
 namespace detail {
 
+std::shared_ptr<Storage> new_storage(Dtype dtype, int64_t numel) {
+  const std::size_t item = dtype == kFloat32 ? sizeof(float) : sizeof(double);
+  if (numel < 0 || static_cast<uint64_t>(numel) > std::numeric_limits<std::size_t>::max() / 2 / item)
+    throw_out_of_memory(static_cast<std::size_t>(numel), item, dtype_name(dtype).data());
+  auto storage = std::allocate_shared<Storage>(PoolAllocator<Storage>());
+  const std::size_t bytes = std::max<std::size_t>(static_cast<std::size_t>(numel) * item, 1);
+  storage->data = cached_allocate(bytes);
+  if (storage->data == nullptr) throw_out_of_memory(static_cast<std::size_t>(numel), item, dtype_name(dtype).data());
+  storage->cached_bytes = bytes;
+  storage->numel = numel;
+  storage->dtype = dtype;
+  return storage;
+}
+
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad) {
   auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
   std::visit(
       [&](const auto& a) {
-        const auto& shape = a.shape();
-        const size_t n = shape.size();
-        impl->sizes.resize(n);
-        impl->strides.resize(n);
-        int64_t stride = 1;
-        for (size_t i = n; i-- > 0;) {
-          impl->sizes[i] = static_cast<int64_t>(shape[i]);
-          impl->strides[i] = stride;
-          stride *= std::max<int64_t>(impl->sizes[i], 1);
+        if constexpr (!std::is_same_v<std::decay_t<decltype(a)>, std::monostate>) {
+          const auto& shape = a.shape();
+          const size_t n = shape.size();
+          impl->sizes.resize(n);
+          impl->strides.resize(n);
+          int64_t stride = 1;
+          for (size_t i = n; i-- > 0;) {
+            impl->sizes[i] = static_cast<int64_t>(shape[i]);
+            impl->strides[i] = stride;
+            stride *= std::max<int64_t>(impl->sizes[i], 1);
+          }
+          impl->numel = static_cast<int64_t>(a.size());
         }
       },
-      storage->array);
+      storage->owner);
   impl->storage = std::move(storage);
   impl->requires_grad = requires_grad;
+  return impl;
+}
+
+std::shared_ptr<TensorImpl> make_contiguous_impl(std::shared_ptr<Storage> storage, const Sizes& sizes, int64_t numel) {
+  auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
+  const size_t n = sizes.size();
+  impl->sizes.resize(n);
+  impl->strides.resize(n);
+  int64_t* out_sizes = impl->sizes.data();
+  int64_t* out_strides = impl->strides.data();
+  int64_t stride = 1;
+  for (size_t i = n; i-- > 0;) {
+    out_sizes[i] = sizes[i];
+    out_strides[i] = stride;
+    stride *= std::max<int64_t>(sizes[i], 1);
+  }
+  impl->numel = numel;
+  impl->storage = std::move(storage);
   return impl;
 }
 
@@ -41,6 +76,7 @@ std::shared_ptr<TensorImpl> alias(const Tensor& t, bool requires_grad) {
   impl->sizes = from.sizes;
   impl->strides = from.strides;
   impl->storage_offset = from.storage_offset;
+  impl->numel = from.numel;
   impl->is_contiguous = from.is_contiguous;
   impl->requires_grad = requires_grad;
   return impl;
@@ -60,6 +96,9 @@ bool compute_contiguous(const Sizes& sizes, const Sizes& strides) {
 
 void set_geometry(TensorImpl& impl, Sizes sizes, Sizes strides, int64_t storage_offset) {
   impl.is_contiguous = compute_contiguous(sizes, strides);
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  impl.numel = numel;
   impl.sizes = std::move(sizes);
   impl.strides = std::move(strides);
   impl.storage_offset = storage_offset;
@@ -124,7 +163,7 @@ void broadcast_strides(const Shape& shape, const Shape& out_shape, int64_t* stri
 // ---- basic queries ---------------------------------------------------------------------------
 Dtype Tensor::dtype() const {
   XG_CHECK(defined(), "dtype: the tensor is undefined");
-  return static_cast<Dtype>(impl_->storage->array.index());
+  return impl_->storage->dtype;
 }
 
 Shape Tensor::shape() const {
@@ -137,12 +176,6 @@ int64_t Tensor::dim() const {
   return static_cast<int64_t>(impl_->sizes.size());
 }
 
-int64_t Tensor::numel() const {
-  XG_CHECK(defined(), "numel: the tensor is undefined");
-  int64_t n = 1;
-  for (int64_t s : impl_->sizes) n *= s;
-  return n;
-}
 
 bool Tensor::has_shape(const Shape& expected) const {
   XG_CHECK(defined(), "shape: the tensor is undefined");
@@ -165,10 +198,7 @@ int64_t Tensor::storage_offset() const {
   return impl_->storage_offset;
 }
 
-bool Tensor::is_contiguous() const {
-  XG_CHECK(defined(), "is_contiguous: the tensor is undefined");
-  return impl_->is_contiguous;
-}
+void Tensor::detail_throw_undefined(const char* op) { XG_ERROR("{}: the tensor is undefined", op); }
 
 Tensor Tensor::contiguous() const {
   XG_CHECK(defined(), "contiguous: the tensor is undefined");
@@ -212,10 +242,10 @@ void Tensor::set_grad(const Tensor& grad) const {
   impl_->grad = grad.impl();
 }
 
-const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+const std::shared_ptr<autograd::Node>& Tensor::view_grad_fn() const {
   static const std::shared_ptr<autograd::Node> none;
   if (!impl_) return none;
-  if (impl_->view_base) autograd::refresh_view_grad_fn(*impl_);
+  autograd::refresh_view_grad_fn(*impl_);
   return impl_->grad_fn;
 }
 
@@ -420,11 +450,8 @@ Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, std::func
   }
   if (span != 0)
     for (size_t d = 0; d < sizes.size(); ++d) span = detail::checked_add("from_blob", span, detail::checked_mul("from_blob", sizes[d] - 1, strides[d]));
-  auto storage = detail::dispatch(options.dtype_, [&](auto tag) {
-    using T = decltype(tag);
-    // An empty container names the dtype and owns nothing (a default one would hold one element).
-    return std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, typename Array<T>::shape_type{0});
-  });
+  auto storage = std::allocate_shared<Storage>(PoolAllocator<Storage>());
+  storage->dtype = options.dtype_;
   storage->data = data;
   storage->numel = span;
   storage->deleter = std::move(deleter);

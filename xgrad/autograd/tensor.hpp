@@ -29,27 +29,27 @@ using Shape = std::vector<int64_t>;
 template <class T>
 using Array = xt::xarray<T, xt::layout_type::row_major, CachingAllocator<T>>;
 
-/// Sizes and strides of a tensor, inline up to 5 dimensions (no heap allocation per tensor).
-using Sizes = xt::svector<int64_t, 5>;
+/// Sizes and strides of a tensor, inline up to 4 dimensions (no heap allocation per tensor).
+using Sizes = xt::svector<int64_t, 4>;
 
 /// A buffer shared by a tensor, all its views and its detached aliases. The version counter is bumped
 /// by every in-place change through any of them, so backward can detect data it needs being overwritten.
 /// The storage knows only elements; the shape lives in each TensorImpl (sizes, strides, offset).
 struct Storage {
-  using Variant = std::variant<Array<float>, Array<double>, Array<int64_t>>;
-  /// Owns the elements; its alternative is the dtype. For memory from from_blob it is an empty
-  /// container of the right type and `data` points to the caller's memory.
-  Variant array;
+  /// An xtensor container whose buffer the storage took over (from_array, make_tensor); empty otherwise.
+  using Owner = std::variant<std::monostate, Array<float>, Array<double>, Array<int64_t>>;
   void* data = nullptr;   // the first element of the buffer
   int64_t numel = 0;      // elements in the buffer
+  Dtype dtype = kFloat32;
+  std::size_t cached_bytes = 0;        // a block of the caching allocator, freed with the storage
   std::function<void(void*)> deleter;  // from_blob: called once with `data` when the storage dies
+  Owner owner;
   uint64_t version = 0;
   Storage() = default;
-  /// Builds the container in place from `args` (a container to move from, or a shape): xtensor
-  /// moves are not free (three small vectors each), so the hot paths avoid them.
-  template <class A, class... Args>
-  explicit Storage(std::in_place_type_t<A> type, Args&&... args) : array(type, std::forward<Args>(args)...) {
-    auto& held = std::get<A>(array);
+  /// Takes over a container's buffer (moved in once; no element copy).
+  template <class T>
+  explicit Storage(Array<T>&& array) : dtype(dtype_of<T>()), owner(std::in_place_type<Array<T>>, std::move(array)) {
+    auto& held = std::get<Array<T>>(owner);
     data = held.data();
     numel = static_cast<int64_t>(held.size());
   }
@@ -57,6 +57,7 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   ~Storage() {
     if (deleter) deleter(data);
+    else if (cached_bytes != 0) detail::cached_deallocate(data, cached_bytes);
   }
 };
 
@@ -79,6 +80,7 @@ struct TensorImpl {
   Sizes sizes;                 // dimensions, outermost first
   Sizes strides;               // element strides (PyTorch's values; 0 along expanded dims)
   int64_t storage_offset = 0;  // elements from storage->data to the first element
+  int64_t numel = 1;           // product of sizes, cached whenever the geometry is set
   bool is_contiguous = true;   // row-major and dense; cached whenever the geometry is set
   bool requires_grad = false;
   bool retains_grad = false;
@@ -126,7 +128,10 @@ class Tensor {
   /// shape() == shape, without building a vector.
   bool has_shape(const Shape& shape) const;
   int64_t dim() const;
-  int64_t numel() const;
+  int64_t numel() const {
+    if (!impl_) detail_throw_undefined("numel");
+    return impl_->numel;
+  }
   bool is_floating_point() const { return is_floating(dtype()); }
   /// Element strides, one per dimension (PyTorch's values: 0 along an expanded dimension).
   Shape strides() const;
@@ -134,7 +139,10 @@ class Tensor {
   /// Elements from the start of the storage to this tensor's first element.
   int64_t storage_offset() const;
   /// Row-major and dense (dims of size 1 are ignored; an empty tensor is contiguous), as PyTorch.
-  bool is_contiguous() const;
+  bool is_contiguous() const {
+    if (!impl_) detail_throw_undefined("is_contiguous");
+    return impl_->is_contiguous;
+  }
   /// *this when contiguous, otherwise a contiguous copy (differentiable).
   Tensor contiguous() const;
   /// True when both tensors share one storage (a view and its base, two views, detach()).
@@ -156,7 +164,12 @@ class Tensor {
   /// Replaces (or, with an undefined Tensor, clears) the accumulated gradient.
   void set_grad(const Tensor& grad) const;
   bool is_leaf() const { return !grad_fn(); }
-  const std::shared_ptr<autograd::Node>& grad_fn() const;
+  /// The node that made this tensor (null for a leaf). A view's is rebuilt first when its storage was
+  /// modified in place since it was set (out of line; a tensor that is not a view pays one test).
+  const std::shared_ptr<autograd::Node>& grad_fn() const {
+    if (impl_ && !impl_->view_base) return impl_->grad_fn;
+    return view_grad_fn();
+  }
   /// Back-propagates from this tensor; gradient is required unless this is a one-element tensor.
   /// retain_graph defaults to create_graph, as in PyTorch.
   void backward(const Tensor& gradient = {}, std::optional<bool> retain_graph = std::nullopt,
@@ -291,6 +304,8 @@ class Tensor {
 
  private:
   bool view_requires_grad() const;
+  const std::shared_ptr<autograd::Node>& view_grad_fn() const;
+  [[noreturn]] static void detail_throw_undefined(const char* op);
   std::shared_ptr<TensorImpl> impl_;
 };
 
@@ -357,6 +372,8 @@ std::string shape_string(const Shape& shape);
 namespace detail {
 /// A tensor over all of a freshly made storage, contiguous, with the shape of its container.
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool requires_grad);
+/// A tensor over all of `storage` with the given sizes, contiguous (numel = product of sizes).
+std::shared_ptr<TensorImpl> make_contiguous_impl(std::shared_ptr<Storage> storage, const Sizes& sizes, int64_t numel);
 /// A new TensorImpl with t's storage and geometry and no autograd history (not a view): detach(),
 /// saved outputs, an input a custom Function returns as is.
 std::shared_ptr<TensorImpl> alias(const Tensor& t, bool requires_grad);
@@ -373,17 +390,21 @@ bool compute_contiguous(const Sizes& sizes, const Sizes& strides);
 template <class F>
 auto dispatch_element(const Tensor& t, F&& f) {
   const TensorImpl& impl = *t.impl();
-  switch (impl.storage->array.index()) {
-    case 0: return f(static_cast<const float*>(impl.storage->data)[impl.storage_offset]);
-    case 1: return f(static_cast<const double*>(impl.storage->data)[impl.storage_offset]);
-    default: return f(static_cast<const int64_t*>(impl.storage->data)[impl.storage_offset]);
+  switch (impl.storage->dtype) {
+    case Dtype::Float32: return f(static_cast<const float*>(impl.storage->data)[impl.storage_offset]);
+    case Dtype::Float64: return f(static_cast<const double*>(impl.storage->data)[impl.storage_offset]);
+    case Dtype::Int64: break;
   }
+  return f(static_cast<const int64_t*>(impl.storage->data)[impl.storage_offset]);
 }
 /// A new storage holding `array` (moved in once), from the small-object pool.
 template <class T>
 std::shared_ptr<Storage> make_storage(Array<T>&& array) {
-  return std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::in_place_type<Array<T>>, std::move(array));
+  return std::allocate_shared<Storage>(PoolAllocator<Storage>(), std::move(array));
 }
+/// A storage of `numel` uninitialised elements of `dtype` from the caching allocator (out of memory:
+/// an xg::Error naming the enclosing AllocationScope's op).
+std::shared_ptr<Storage> new_storage(Dtype dtype, int64_t numel);
 }  // namespace detail
 
 template <class T>
@@ -396,15 +417,16 @@ Tensor from_array(Array<T> array, bool requires_grad) {
   return result;
 }
 
+// Both accessors sit on every kernel's path: forced inline (the checks' error paths are out of line).
 template <class T>
-T* Tensor::data_ptr() const {
-  XG_CHECK(defined(), "data_ptr: the tensor is undefined");
-  if (impl_->storage->array.index() != static_cast<size_t>(dtype_of<T>())) detail::throw_dtype_access(dtype(), dtype_of<T>());
+[[gnu::always_inline]] inline T* Tensor::data_ptr() const {
+  if (!impl_) detail_throw_undefined("data_ptr");
+  if (impl_->storage->dtype != dtype_of<T>()) detail::throw_dtype_access(dtype(), dtype_of<T>());
   return static_cast<T*>(impl_->storage->data) + impl_->storage_offset;
 }
 
 template <class T>
-T* Tensor::contiguous_data() const {
+[[gnu::always_inline]] inline T* Tensor::contiguous_data() const {
   T* data = data_ptr<T>();
   if (!impl_->is_contiguous) detail::throw_not_contiguous("contiguous_data", *this);
   return data;

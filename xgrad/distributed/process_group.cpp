@@ -88,7 +88,13 @@ void install_handlers() {
 
 template <class Visitor>
 auto visit_data(const Tensor& tensor, Visitor&& visitor) {
-  return std::visit(std::forward<Visitor>(visitor), tensor.impl()->storage->array);
+  // visitor(pointer to the first element) with the element type of the tensor's dtype
+  switch (tensor.dtype()) {
+    case Dtype::Float32: return visitor(tensor.data_ptr<float>());
+    case Dtype::Float64: return visitor(tensor.data_ptr<double>());
+    case Dtype::Int64: break;
+  }
+  return visitor(tensor.data_ptr<int64_t>());
 }
 
 void check_tensor(const Tensor& tensor, const char* op) {
@@ -128,10 +134,7 @@ void* raw_data(const Tensor& tensor) {
            "distributed: expected a contiguous tensor, got shape {} with strides {} (call contiguous(), or pass the "
            "base tensor instead of a view)",
            shape_string(tensor.shape()), shape_string(tensor.strides()));
-  return visit_data(tensor, [&](auto& array) -> void* {
-    using T = typename std::decay_t<decltype(array)>::value_type;
-    return static_cast<void*>(tensor.data_ptr<T>());
-  });
+  return visit_data(tensor, [](auto* data) -> void* { return static_cast<void*>(data); });
 }
 
 size_t element_size(Dtype dtype) { return dtype == Dtype::Float32 ? sizeof(float) : sizeof(double); }
@@ -225,10 +228,11 @@ void all_reduce(const Tensor& tensor, ReduceOp op) {
   }
   if (op == ReduceOp::kMean) {
     const int world = state().world_size;
-    visit_data(tensor, [world](auto& array) {
-      using T = typename std::decay_t<decltype(array)>::value_type;
+    const int64_t numel = tensor.numel();  // contiguous (checked by raw_data above)
+    visit_data(tensor, [world, numel](auto* data) {
+      using T = std::remove_pointer_t<decltype(data)>;
       if constexpr (std::is_floating_point_v<T>) {
-        for (T& value : array) value /= static_cast<T>(world);
+        for (int64_t i = 0; i < numel; ++i) data[i] /= static_cast<T>(world);
       }
     });
   }
