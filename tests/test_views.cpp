@@ -1589,3 +1589,70 @@ TEST_CASE("views: strided kernels give the same bits on 1 and 2 threads", "[view
     CHECK(two.exp[k] == Approx(std::exp(xv[j * 400 + i])).epsilon(1e-14));
   }
 }
+
+// =================================================================================================
+// nn on non-contiguous inputs: the same values as the contiguous path, and correct gradients
+// =================================================================================================
+
+namespace {
+
+/// A leaf with x's values whose dimensions are laid out in reverse order in memory (a permuted view of
+/// a contiguous buffer, detached): the layout a permute/transpose hands to a layer.
+Tensor reversed_layout(const Tensor& x) {
+  std::vector<int64_t> reverse(static_cast<size_t>(x.dim()));
+  for (int64_t d = 0; d < x.dim(); ++d) reverse[static_cast<size_t>(d)] = x.dim() - 1 - d;
+  Tensor buffer = xg::zeros(x.permute(reverse).shape(), x.dtype()).permute(reverse);
+  {
+    xg::NoGradGuard guard;
+    buffer.copy_(x.detach());
+  }
+  Tensor leaf = buffer.detach();
+  if (x.requires_grad()) leaf.requires_grad_(true);
+  return leaf;
+}
+
+void check_layer_on_views(const std::string& what, const std::function<Tensor(const TensorList&)>& f, const TensorList& inputs) {
+  INFO(what);
+  TensorList strided;
+  for (const Tensor& t : inputs) strided.push_back(t.dim() >= 2 ? reversed_layout(t) : t);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].dim() >= 2) REQUIRE_FALSE(strided[i].is_contiguous());
+  CHECK(xg::allclose(f(inputs).detach(), f(strided).detach(), 1e-13, 1e-13));
+  CHECK(ag::gradcheck(f, strided));
+  CHECK(ag::gradgradcheck(f, strided));
+}
+
+}  // namespace
+
+TEST_CASE("views: layers and losses read permuted inputs as the contiguous ones", "[views][gradcheck][nn]") {
+  namespace F = xg::nn::functional;
+  xg::manual_seed(7);
+  const auto o = xg::TensorOptions(xg::kFloat64).requires_grad(true);
+  Tensor image = xg::randn({2, 3, 5, 5}, o), weight = xg::randn({4, 3, 3, 3}, o), bias = xg::randn({4}, o);
+  check_layer_on_views("conv2d", [](const TensorList& in) { return F::conv2d(in[0], in[1], in[2], 1, 1); }, {image, weight, bias});
+  Tensor planes = xg::randn({2, 3, 4, 4}, o);
+  check_layer_on_views("max_pool2d", [](const TensorList& in) { return F::max_pool2d(in[0], 2); }, {planes});
+  check_layer_on_views("avg_pool2d", [](const TensorList& in) { return F::avg_pool2d(in[0], 2); }, {planes});
+  check_layer_on_views("adaptive_avg_pool2d", [](const TensorList& in) { return F::adaptive_avg_pool2d(in[0], {2, 3}); }, {planes});
+  Tensor gamma = xg::randn({3}, o), beta = xg::randn({3}, o);
+  check_layer_on_views("batch_norm (training)", [](const TensorList& in) {
+    return F::batch_norm(in[0], Tensor(), Tensor(), F::BatchNormFuncOptions().weight(in[1]).bias(in[2]).training(true));
+  }, {planes, gamma, beta});
+  Tensor rows = xg::randn({2, 3, 4}, o), ln_weight = xg::randn({4}, o), ln_bias = xg::randn({4}, o);
+  check_layer_on_views("layer_norm", [](const TensorList& in) {
+    return F::layer_norm(in[0], F::LayerNormFuncOptions({4}).weight(in[1]).bias(in[2]));
+  }, {rows, ln_weight, ln_bias});
+  Tensor logits = xg::randn({5, 4}, o);
+  const Tensor labels = xg::tensor({0, 3, 1, 2, 3}, xg::kInt64);
+  check_layer_on_views("cross_entropy", [labels](const TensorList& in) { return F::cross_entropy(in[0], labels); }, {logits});
+  Tensor target = xg::randn({5, 4}, o);
+  check_layer_on_views("mse_loss", [](const TensorList& in) { return F::mse_loss(in[0], in[1]); }, {logits, target});
+  Tensor probabilities = xg::rand({5, 4}, xg::kFloat64);
+  check_layer_on_views("binary_cross_entropy_with_logits",
+                       [probabilities](const TensorList& in) { return F::binary_cross_entropy_with_logits(in[0], probabilities); }, {logits});
+  Tensor table = xg::randn({6, 3}, o);
+  const Tensor ids = xg::tensor({5, 0, 2, 2}, xg::kInt64);
+  check_layer_on_views("embedding", [ids](const TensorList& in) { return F::embedding(ids, in[0]); }, {table});
+  Tensor x = xg::randn({3, 4}, o), w = xg::randn({5, 4}, o), b = xg::randn({5}, o);
+  check_layer_on_views("linear", [](const TensorList& in) { return xg::linear(in[0], in[1], in[2]); }, {x, w, b});
+}
