@@ -135,23 +135,15 @@ constexpr int kMaxDims = 16;
 /// Strides of a row-major tensor of `shape` seen as `out_shape` (0 along broadcast dimensions).
 void broadcast_strides(const Shape& shape, const Shape& out_shape, int64_t* strides);
 
-/// out[i] = f(a[ia], b[ib]) over the broadcast of a and b. out must have the broadcast shape.
+/// out[i] = f(a[ia], b[ib]) over out_shape (contiguous out), with a and b read through element
+/// strides given per output dimension (0 along broadcast dims; any strides for views).
 template <class TA, class TB, class TO, class F>
-void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape& b_shape, TO* out,
-                    const Shape& out_shape, F f) {
+void strided_broadcast_loop(const TA* a, const int64_t* sa, const TB* b, const int64_t* sb, TO* out, const Shape& out_shape, F f) {
   const int64_t ndim = static_cast<int64_t>(out_shape.size());
   const int64_t total = shape_numel(out_shape);
   if (total == 0) return;
-  if (a_shape == out_shape && b_shape == out_shape) {
-    parallel_for(0, total, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) out[i] = f(a[i], b[i]);
-    });
-    return;
-  }
   XG_CHECK(ndim <= kMaxDims, "broadcast: at most {} dimensions are supported, got {}", kMaxDims, ndim);
-  int64_t sa[kMaxDims], sb[kMaxDims], size[kMaxDims];
-  broadcast_strides(a_shape, out_shape, sa);
-  broadcast_strides(b_shape, out_shape, sb);
+  int64_t size[kMaxDims];
   // Coalesce adjacent dims that are contiguous (or broadcast) for both inputs, from the right.
   int n = 0;
   int64_t cs[kMaxDims], ca[kMaxDims], cb[kMaxDims];
@@ -212,6 +204,34 @@ void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape&
       }
     }
   });
+}
+
+/// out[i] = f(a[ia], b[ib]) over the broadcast of contiguous a and b. out must have the broadcast shape.
+template <class TA, class TB, class TO, class F>
+void broadcast_loop(const TA* a, const Shape& a_shape, const TB* b, const Shape& b_shape, TO* out,
+                    const Shape& out_shape, F f) {
+  const int64_t ndim = static_cast<int64_t>(out_shape.size());
+  const int64_t total = shape_numel(out_shape);
+  if (total == 0) return;
+  if (a_shape == out_shape && b_shape == out_shape) {
+    parallel_for(0, total, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) out[i] = f(a[i], b[i]);
+    });
+    return;
+  }
+  XG_CHECK(ndim <= kMaxDims, "broadcast: at most {} dimensions are supported, got {}", kMaxDims, ndim);
+  int64_t sa[kMaxDims], sb[kMaxDims];
+  broadcast_strides(a_shape, out_shape, sa);
+  broadcast_strides(b_shape, out_shape, sb);
+  strided_broadcast_loop(a, sa, b, sb, out, out_shape, f);
+}
+
+/// A tensor's element strides seen as out_shape (its shape broadcast to it): 0 along broadcast dims.
+inline void operand_strides(const Tensor& t, const Shape& out_shape, int64_t* strides) {
+  const TensorImpl& impl = *t.impl();
+  const size_t n = out_shape.size(), lead = n - impl.sizes.size();
+  for (size_t d = 0; d < n; ++d)
+    strides[d] = d < lead || impl.sizes[d - lead] == 1 ? 0 : impl.strides[d - lead];
 }
 
 /// Copies x broadcast to out_shape into out.

@@ -25,7 +25,9 @@ namespace {
 template <class F>
 Tensor binary_map(const char* op, const Tensor& a_in, const Tensor& b_in, F f) {
   detail::check_same_dtype(op, a_in, b_in);
-  // A copy only for a non-contiguous view (references otherwise: no reference-count traffic per op).
+  // A view is copied once into a contiguous operand, so that its result takes the same loop, hence the
+  // same bits, as the contiguous operand would (GCC may contract x + a*y into an FMA in one loop shape
+  // and not in another). References otherwise: no reference-count traffic per op.
   Tensor a_copy, b_copy;
   const Tensor& a = a_in.is_contiguous() ? a_in : (a_copy = detail::dense(a_in));
   const Tensor& b = b_in.is_contiguous() ? b_in : (b_copy = detail::dense(b_in));

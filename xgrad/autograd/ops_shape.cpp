@@ -29,6 +29,13 @@ Tensor clone(const Tensor& x) {
     if (x.is_contiguous()) {
       const T* src = x.contiguous_data<T>();
       std::copy(src, src + x.numel(), copy.contiguous_data<T>());
+    } else if (x.dim() <= detail::kMaxDims) {
+      // The broadcast loop: dims coalesced, rows split over threads, a stride-0 (expanded) operand
+      // read as a fill. Materialising an expanded gradient costs what expand's copy used to.
+      int64_t strides[detail::kMaxDims];
+      detail::operand_strides(x, x.shape(), strides);
+      const T* src = x.data_ptr<T>();
+      detail::strided_broadcast_loop(src, strides, src, strides, copy.contiguous_data<T>(), x.shape(), [](T v, T) { return v; });
     } else {
       detail::copy_strided(copy.contiguous_data<T>(), detail::contiguous_geometry(x.impl()->sizes), detail::storage_data<T>(x),
                            detail::geometry_of(x));
