@@ -1656,3 +1656,34 @@ TEST_CASE("views: layers and losses read permuted inputs as the contiguous ones"
   Tensor x = xg::randn({3, 4}, o), w = xg::randn({5, 4}, o), b = xg::randn({5}, o);
   check_layer_on_views("linear", [](const TensorList& in) { return xg::linear(in[0], in[1], in[2]); }, {x, w, b});
 }
+
+TEST_CASE("views: a graph that saved a view of a base modified in place is freed without backward", "[views][lifetime]") {
+  // y's history becomes CopySlices(MulBackward), and MulBackward saved b, a view of y: holding b's
+  // base from the saved tensor would make a cycle y -> CopySlices -> MulBackward -> b -> y.
+  std::weak_ptr<xg::TensorImpl> base, node_owner;
+  std::weak_ptr<ag::Node> history;
+  {
+    Tensor x = xg::ones({4}, xg::kFloat64).requires_grad_();
+    Tensor y = x * 2.0;
+    Tensor a = y.slice(0, 0, 2), b = y.slice(0, 2, 4);
+    a.mul_(b);
+    REQUIRE(y.grad_fn());
+    CHECK(std::string(y.grad_fn()->name()) == "CopySlices");
+    base = y.impl();
+    history = y.grad_fn();
+    node_owner = b.impl();
+  }
+  CHECK(base.expired());
+  CHECK(node_owner.expired());
+  CHECK(history.expired());
+  // Its backward is PyTorch's version error (b was saved at version 0; the mul_ itself moved it), and
+  // the failed backward leaves nothing behind either.
+  {
+    Tensor x = xg::ones({4}, xg::kFloat64).requires_grad_();
+    Tensor y = x * 2.0;
+    y.slice(0, 0, 2).mul_(y.slice(0, 2, 4));
+    base = y.impl();
+    CHECK_XG_ERROR(y.sum().backward(), Contains("modified by an in-place operation") && Contains("shape [2]"));
+  }
+  CHECK(base.expired());
+}

@@ -110,7 +110,15 @@ SavedTensor::SavedTensor(const Tensor& tensor, bool is_output) : is_output_(is_o
   saved_version_ = tensor.impl()->storage->version;
   requires_grad_ = tensor.requires_grad();
   output_nr_ = tensor.impl()->output_nr;
-  if (is_output) {
+  // (A view that is itself a leaf requiring grad is kept as is: gradients of a double backward must
+  // reach that very tensor.)
+  const bool view_with_history = tensor.is_view() && !(tensor.requires_grad() && !tensor.grad_fn());
+  if (is_output || view_with_history) {
+    // An output: without its grad_fn (that is this node: a reference cycle). A view: without its
+    // base, but with the grad_fn it has now. Holding the view itself would hold its base, whose
+    // history may come to hold this node (y.mul_(y[0]) makes y's grad_fn the node that saved y[0]):
+    // a cycle that leaks the graph if backward never runs.
+    if (!is_output) view_grad_fn_ = tensor.grad_fn();
     const TensorImpl& impl = *tensor.impl();
     storage_ = impl.storage;
     sizes_ = impl.sizes;
@@ -128,18 +136,23 @@ Tensor SavedTensor::unpack(const std::shared_ptr<Node>& node, const char* op_nam
            "were freed). Saved tensors are freed after backward; call backward(..., retain_graph=true) "
            "the first time if you need to backward twice",
            op_name);
-  const std::shared_ptr<Storage>& storage = is_output_ ? storage_ : tensor_.impl()->storage;
+  const std::shared_ptr<Storage>& storage = storage_ ? storage_ : tensor_.impl()->storage;
   if (storage->version != saved_version_) {
-    const Sizes& sizes = is_output_ ? sizes_ : tensor_.impl()->sizes;
+    const Sizes& sizes = storage_ ? sizes_ : tensor_.impl()->sizes;
     XG_ERROR("{}: one of the tensors needed for gradient computation has been modified by an in-place "
              "operation (possibly through a view of it): a tensor of shape {} is at version {}; expected version {}",
              op_name, shape_string(Shape(sizes.begin(), sizes.end())), storage->version, saved_version_);
   }
-  if (!is_output_) return tensor_;
+  if (!storage_) return tensor_;
   auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
   impl->storage = storage_;
   detail::set_geometry(*impl, sizes_, strides_, offset_);
   impl->requires_grad = requires_grad_;
+  if (!is_output_) {  // a saved view
+    impl->grad_fn = view_grad_fn_;
+    impl->output_nr = output_nr_;
+    return Tensor(std::move(impl));
+  }
   if (requires_grad_) {
     impl->grad_fn = node;
     impl->output_nr = output_nr_;
@@ -152,6 +165,7 @@ void SavedTensor::release() {
   released_ = true;
   tensor_ = Tensor();
   storage_.reset();
+  view_grad_fn_.reset();
 }
 
 // ---- function nodes and recording ------------------------------------------------------------

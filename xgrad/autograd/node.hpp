@@ -55,8 +55,9 @@ class SavedTensor {
  private:
   Tensor tensor_;                      // for inputs: the tensor itself
   std::shared_ptr<Storage> storage_;   // for outputs: the data and its geometry, without the output's
-  Sizes sizes_, strides_;              // grad_fn (a reference cycle); unpack makes a tensor of them
-  int64_t offset_ = 0;
+  Sizes sizes_, strides_;              // grad_fn (a reference cycle); unpack makes a tensor of them.
+  int64_t offset_ = 0;                 // Views are kept the same way (see the constructor),
+  std::shared_ptr<Node> view_grad_fn_; // with the grad_fn they had when saved.
   uint64_t saved_version_ = 0;
   uint32_t output_nr_ = 0;
   bool is_output_ = false;
