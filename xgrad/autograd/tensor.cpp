@@ -34,8 +34,8 @@ std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool req
         if constexpr (!std::is_same_v<std::decay_t<decltype(a)>, std::monostate>) {
           const auto& shape = a.shape();
           const size_t n = shape.size();
-          impl->sizes.resize(n);
-          impl->strides.resize(n);
+          impl->sizes.resize_for_overwrite(n);
+          impl->strides.resize_for_overwrite(n);
           int64_t stride = 1;
           for (size_t i = n; i-- > 0;) {
             impl->sizes[i] = static_cast<int64_t>(shape[i]);
@@ -54,8 +54,8 @@ std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, bool req
 std::shared_ptr<TensorImpl> make_contiguous_impl(std::shared_ptr<Storage> storage, const Sizes& sizes, int64_t numel) {
   auto impl = std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>());
   const size_t n = sizes.size();
-  impl->sizes.resize(n);
-  impl->strides.resize(n);
+  impl->sizes.resize_for_overwrite(n);
+  impl->strides.resize_for_overwrite(n);
   int64_t* out_sizes = impl->sizes.data();
   int64_t* out_strides = impl->strides.data();
   int64_t stride = 1;

@@ -19,6 +19,7 @@
 #include "xgrad/autograd/allocator.hpp"
 #include "xgrad/autograd/dtype.hpp"
 #include "xgrad/autograd/error.hpp"
+#include "xgrad/autograd/small_vector.hpp"
 
 namespace xg {
 
@@ -30,7 +31,7 @@ template <class T>
 using Array = xt::xarray<T, xt::layout_type::row_major, CachingAllocator<T>>;
 
 /// Sizes and strides of a tensor, inline up to 4 dimensions (no heap allocation per tensor).
-using Sizes = xt::svector<int64_t, 4>;
+using Sizes = SmallVector<int64_t, 4>;
 
 /// A buffer shared by a tensor, all its views and its detached aliases. The version counter is bumped
 /// by every in-place change through any of them, so backward can detect data it needs being overwritten.
@@ -45,7 +46,7 @@ struct Storage {
   std::function<void(void*)> deleter;  // from_blob: called once with `data` when the storage dies
   Owner owner;
   uint64_t version = 0;
-  Storage() = default;
+  Storage() noexcept {}  // user-provided: no zero-fill of the whole object before the initialisers
   /// Takes over a container's buffer (moved in once; no element copy).
   template <class T>
   explicit Storage(Array<T>&& array) : dtype(dtype_of<T>()), owner(std::in_place_type<Array<T>>, std::move(array)) {
@@ -97,6 +98,9 @@ struct TensorImpl {
   uint64_t view_version = 0;
   CreationMeta creation_meta = CreationMeta::Default;
   const char* view_creator = nullptr;  // the op that made a MultiOutputNode / InCustomFunction view
+  // User-provided, so that allocate_shared's value-initialisation runs only the member initialisers
+  // above instead of first zero-filling the whole object (every op's output is one of these).
+  TensorImpl() noexcept {}
   ~TensorImpl();  // releases deep graphs iteratively (no recursion down a 100k-node chain)
 };
 
