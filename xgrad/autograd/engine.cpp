@@ -694,6 +694,20 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
   return result;
 }
 
+void move_retained_grad(const std::shared_ptr<TensorImpl>& tensor, Node* old_fn) {
+  if (!tensor->retains_grad) return;
+  if (old_fn != nullptr) {
+    auto& list = old_fn->retained;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const auto& entry) {
+                                const auto& weak = entry.second;
+                                return !weak.owner_before(tensor) && !tensor.owner_before(weak);
+                              }),
+               list.end());
+  }
+  if (tensor->grad_fn) tensor->grad_fn->retained.emplace_back(tensor->output_nr, tensor);
+}
+
 }  // namespace autograd
 
 // ---- Tensor's autograd methods ---------------------------------------------------------------

@@ -132,7 +132,11 @@ class Node : public std::enable_shared_from_this<Node> {
 
 /// Rebuilds a view's grad_fn when its storage was modified in place since it was set (through the
 /// view, its base or another view): PyTorch's VariableHooks::grad_fn. Defined in ops_view.cpp.
-void refresh_view_grad_fn(TensorImpl& view);
+void refresh_view_grad_fn(const std::shared_ptr<TensorImpl>& view);
+/// `tensor`'s grad_fn was replaced (an in-place op, a rebuilt view): its retain_grad() registration
+/// moves from old_fn to the new grad_fn, so .grad is the gradient of the tensor's current value, as
+/// PyTorch's retains_grad hooks move (no-op unless the tensor retains grad). Defined in engine.cpp.
+void move_retained_grad(const std::shared_ptr<TensorImpl>& tensor, Node* old_fn);
 /// The view-specific checks of an in-place op that autograd records (PyTorch's check_inplace +
 /// handle_view_on_rebase): views made under no-grad, by split/chunk/unbind or by a custom Function,
 /// and views of a leaf that requires grad.

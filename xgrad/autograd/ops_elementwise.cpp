@@ -754,9 +754,10 @@ void commit_inplace(const char* op, Tensor& self, const Tensor& result) {
     autograd::rebase_view_history(self, result);
     return;
   }
-  self.impl()->grad_fn = result.grad_fn();
+  std::shared_ptr<autograd::Node> old_fn = std::exchange(self.impl()->grad_fn, result.grad_fn());
   self.impl()->output_nr = result.impl()->output_nr;
   self.impl()->requires_grad = true;
+  autograd::move_retained_grad(self.impl(), old_fn.get());
 }
 
 /// Overwrites self with `value` (self's shape and dtype) and records it: the gradient goes to value

@@ -665,7 +665,8 @@ class CopySlices final : public Node {
 
 }  // namespace
 
-void refresh_view_grad_fn(TensorImpl& view) {
+void refresh_view_grad_fn(const std::shared_ptr<TensorImpl>& view_impl) {
+  TensorImpl& view = *view_impl;
   if (!view.view_base) return;
   const uint64_t version = view.storage->version;
   if (view.view_version == version) return;
@@ -683,10 +684,11 @@ void refresh_view_grad_fn(TensorImpl& view) {
         return TensorList{strided_scatter_add(gy, to, from)};
       }));
   node->set_inputs(&base_tensor, 1);
-  view.grad_fn = std::move(node);
+  std::shared_ptr<Node> old_fn = std::exchange(view.grad_fn, std::move(node));
   view.output_nr = 0;
   view.requires_grad = true;
   view.view_version = version;
+  move_retained_grad(view_impl, old_fn.get());
 }
 
 void check_view_inplace(const char* op, const Tensor& view) {
@@ -710,11 +712,16 @@ void rebase_view_history(const Tensor& view, const Tensor& result) {
   }
   const auto [from, to] = relative(detail::geometry_of(base_tensor), {impl.sizes, impl.strides, impl.storage_offset});
   auto node = std::make_shared<CopySlices>(base_tensor, std::move(old_edge), from, to, result.grad_fn());
+  // The base's retain_grad() registration stays on its old grad_fn, as in PyTorch's rebase_history
+  // (only the view's moves): base.grad is the gradient of the base's value before this write.
   base.grad_fn = std::move(node);
   base.output_nr = 0;
   base.requires_grad = true;
-  // The view's own grad_fn is now stale (the version moved): the next read rebuilds it from the base.
+  // The view's own grad_fn is now stale (the version moved): the next read rebuilds it from the base
+  // (and moves a retain_grad registration there).
+  std::shared_ptr<Node> old_view_fn = std::move(impl.grad_fn);
   impl.grad_fn.reset();
+  move_retained_grad(view.impl(), old_view_fn.get());
 }
 
 }  // namespace autograd

@@ -245,12 +245,12 @@ void Tensor::set_grad(const Tensor& grad) const {
 const std::shared_ptr<autograd::Node>& Tensor::view_grad_fn() const {
   static const std::shared_ptr<autograd::Node> none;
   if (!impl_) return none;
-  autograd::refresh_view_grad_fn(*impl_);
+  autograd::refresh_view_grad_fn(impl_);
   return impl_->grad_fn;
 }
 
 bool Tensor::view_requires_grad() const {
-  autograd::refresh_view_grad_fn(*impl_);
+  autograd::refresh_view_grad_fn(impl_);
   return impl_->requires_grad || impl_->view_base->requires_grad;
 }
 
