@@ -2,6 +2,7 @@
 /// xg::nn: modules defined by their forward pass, layers, losses, init, checkpoints.
 /// Functional forms live in xg::nn::functional (`namespace F = xg::nn::functional;`).
 #include "xgrad/nn/containers.hpp"
+#include "xgrad/nn/enum.hpp"
 #include "xgrad/nn/module.hpp"
 #if __has_include("xgrad/nn/linear.hpp")
 #include "xgrad/nn/linear.hpp"
