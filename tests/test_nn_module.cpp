@@ -151,3 +151,107 @@ TEST_CASE("modules() on a module on the stack is an error saying to use make_sha
   REQUIRE(owned->modules().size() == 1);
   CHECK(owned->modules()[0].get() == owned.get());
 }
+
+TEST_CASE("apply visits the module and every descendant, parents first, in each of libtorch's forms", "[nn][module]") {
+  auto net = std::make_shared<Net>();
+  const std::vector<std::string> names{"", "features", "features.0", "features.1", "features.2", "head"};
+  const std::vector<std::string> types{"Net", "Sequential", "Affine", "Functional", "Affine", "Affine"};
+
+  std::vector<std::string> seen;
+  net->apply([&](nn::Module& m) { seen.push_back(m.name()); });
+  CHECK(seen == types);
+  seen.clear();
+  std::as_const(*net).apply([&](const nn::Module& m) { seen.push_back(m.name()); });
+  CHECK(seen == types);
+
+  seen.clear();
+  net->apply([&](const std::string& name, nn::Module&) { seen.push_back(name); });
+  CHECK(seen == names);
+  seen.clear();
+  net->apply([&](const std::string& name, nn::Module&) { seen.push_back(name); }, "net");
+  CHECK(seen == std::vector<std::string>{"net", "net.features", "net.features.0", "net.features.1", "net.features.2",
+                                         "net.head"});
+  seen.clear();
+  std::as_const(*net).apply([&](const std::string& name, const nn::Module&) { seen.push_back(name); });
+  CHECK(seen == names);
+
+  std::vector<std::shared_ptr<nn::Module>> pointers;
+  net->apply([&](const std::shared_ptr<nn::Module>& m) { pointers.push_back(m); });
+  REQUIRE(pointers.size() == 6);
+  CHECK(pointers[0] == net);
+  CHECK(pointers[5] == net->head.ptr());
+  seen.clear();
+  net->apply([&](const std::string& name, const std::shared_ptr<nn::Module>& m) {
+    seen.push_back(name);
+    CHECK(m != nullptr);
+  });
+  CHECK(seen == names);
+
+  // The common use: initialise every Affine's weight.
+  net->apply([](nn::Module& m) {
+    if (auto* affine = m.as<Affine>()) nn::init::constant_(affine->weight, 0.5);
+  });
+  for (const auto& [name, p] : net->named_parameters())
+    if (name.find("weight") != std::string::npos) CHECK(p.max().item<double>() == 0.5);
+
+  // The pointer forms need the module to be owned by a shared_ptr.
+  AffineImpl on_stack(2, 2);
+  CHECK_THROWS_WITH(on_stack.apply([](const std::shared_ptr<nn::Module>&) {}), Contains("apply") && Contains("shared_ptr"));
+  int count = 0;
+  on_stack.apply([&](nn::Module&) { ++count; });
+  CHECK(count == 1);
+}
+
+TEST_CASE("as<T>() casts to a module class or a holder's class, nullptr otherwise; ptr() is the owner", "[nn][module]") {
+  nn::Linear fc(3, 2);
+  nn::Module& base = *fc;
+  CHECK(base.as<nn::Linear>() == fc.get());
+  CHECK(base.as<nn::LinearImpl>() == fc.get());
+  CHECK(base.as<nn::Conv2d>() == nullptr);
+  CHECK(std::as_const(base).as<nn::Linear>() == fc.get());
+  CHECK(base.ptr() == fc.ptr());
+  AffineImpl on_stack(2, 2);
+  CHECK_THROWS_WITH(on_stack.ptr(), Contains("ptr") && Contains("shared_ptr"));
+}
+
+TEST_CASE("Sequential: indexing, typed access, range-for, push_back, extend", "[nn][module]") {
+  nn::Sequential seq(nn::Linear(4, 3), nn::Functional(xg::relu));
+  seq->push_back(nn::Linear(3, 2));
+  CHECK(seq->size() == 3);
+  CHECK(seq[0]->name() == "Linear");
+  CHECK(seq->ptr(1)->name() == "Functional");
+  CHECK(seq->ptr<nn::Linear>(2)->weight.shape() == Shape{2, 3});
+  CHECK(seq->ptr<nn::LinearImpl>(0)->weight.shape() == Shape{3, 4});
+  CHECK(seq->at<nn::LinearImpl>(0).options.out_features() == 3);
+  CHECK_THROWS_WITH(seq->ptr<nn::Linear>(1), Contains("Sequential: entry 1 is a Functional"));
+  CHECK_THROWS_WITH(seq->ptr(7), Contains("out of range"));
+  std::vector<std::string> kinds;
+  for (const auto& module : *seq) kinds.push_back(module.ptr()->name());
+  CHECK(kinds == std::vector<std::string>{"Linear", "Functional", "Linear"});
+  CHECK(seq->begin()->get<nn::Linear>().weight.shape() == Shape{3, 4});
+  CHECK(seq->begin()->forward<Tensor>(ones({1, 4})).shape() == Shape{1, 3});
+  nn::Sequential more(nn::Functional(xg::tanh));
+  seq->extend(*more);
+  CHECK(seq->size() == 4);
+  CHECK(seq->named_children().keys() == std::vector<std::string>{"0", "1", "2", "3"});
+  CHECK(seq->ptr() != nullptr);
+  CHECK(nn::AnyModule().is_empty());
+  CHECK_THROWS_WITH(nn::AnyModule().forward(ones({1})), Contains("empty"));
+}
+
+TEST_CASE("libtorch's enum constants spell the options' strings", "[nn][module]") {
+  CHECK(std::string(xg::kSum) == "sum");
+  CHECK(std::string(xg::kFanOut) == "fan_out");
+  CHECK(std::string(xg::kConvTranspose2D) == "conv_transpose2d");
+  CHECK(std::string(xg::kNearestExact) == "nearest-exact");
+  CHECK(nn::MSELossOptions().reduction(xg::kSum).reduction() == "sum");
+  // The constants are accepted where the strings are: the same values out.
+  Tensor x = tensor({1.0, 2.0, 3.0}, kFloat64), y = tensor({0.0, 0.0, 1.0}, kFloat64);
+  CHECK(nn::MSELoss(nn::MSELossOptions(xg::kSum))(x, y).item<double>() == Approx(1 + 4 + 4));
+  CHECK(nn::init::calculate_gain(xg::kReLU) == Approx(std::sqrt(2.0)));
+  CHECK(nn::init::calculate_gain(xg::kLeakyReLU, 0.2) == Approx(std::sqrt(2.0 / (1 + 0.04))));
+  manual_seed(3);
+  Tensor w = empty({400, 100}, kFloat64);
+  nn::init::kaiming_normal_(w, 0, xg::kFanOut, xg::kReLU);  // std = sqrt(2 / fan_out) = sqrt(2 / 400)
+  CHECK(w.std().item<double>() == Approx(std::sqrt(2.0 / 400)).epsilon(0.02));
+}

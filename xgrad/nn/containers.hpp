@@ -18,8 +18,31 @@ class AnyModule {
       : module_(module), forward_([raw = module.get()](const Tensor& x) { return Tensor(raw->forward(x)); }) {}
   template <class Impl>
   AnyModule(const ModuleHolder<Impl>& holder) : AnyModule(holder.ptr()) {}  // NOLINT
-  Tensor forward(const Tensor& x) const { return forward_(x); }
+  Tensor forward(const Tensor& x) const {
+    XG_CHECK(module_ != nullptr, "AnyModule::forward: the AnyModule is empty");
+    return forward_(x);
+  }
+  /// libtorch's forward<ReturnType>(...): every module in xgrad's containers returns a Tensor.
+  template <class ReturnType>
+  ReturnType forward(const Tensor& x) const {
+    static_assert(std::is_same_v<ReturnType, Tensor>, "AnyModule::forward<T>: modules held here return a Tensor");
+    return forward(x);
+  }
   const std::shared_ptr<Module>& ptr() const { return module_; }
+  /// The held module as a T (a module class, or a holder type for the module class it holds).
+  template <class T>
+  auto ptr() const {
+    using Impl = std::remove_pointer_t<decltype(std::declval<Module&>().template as<T>())>;
+    auto cast = std::dynamic_pointer_cast<Impl>(module_);
+    XG_CHECK(cast != nullptr, "AnyModule::ptr<T>: the held module is {}, not the requested type",
+             module_ ? module_->name() : std::string("empty"));
+    return cast;
+  }
+  template <class T>
+  auto& get() const {
+    return *ptr<T>();
+  }
+  bool is_empty() const { return module_ == nullptr; }
 
  private:
   std::shared_ptr<Module> module_;
@@ -58,14 +81,34 @@ class SequentialImpl : public Module {
   bool is_empty() const { return entries_.empty(); }
   /// The i-th module.
   std::shared_ptr<Module> operator[](size_t index) const;
+  using Module::ptr;
+  std::shared_ptr<Module> ptr(size_t index) const { return (*this)[index]; }
+  /// The i-th module as an M (a module class, or a holder type for the class it holds).
   template <class M>
-  std::shared_ptr<M> ptr(size_t index) const {
-    auto cast = std::dynamic_pointer_cast<M>((*this)[index]);
-    XG_CHECK(cast != nullptr, "Sequential: entry {} is a {}, not the requested type", index, (*this)[index]->name());
+  auto ptr(size_t index) const {
+    const std::shared_ptr<Module>& module = entry(index).ptr();
+    using Impl = std::remove_pointer_t<decltype(module->template as<M>())>;
+    auto cast = std::dynamic_pointer_cast<Impl>(module);
+    XG_CHECK(cast != nullptr, "Sequential: entry {} is a {}, not the requested type", index, module->name());
     return cast;
+  }
+  template <class M>
+  auto& at(size_t index) const {
+    return *ptr<M>(index);
+  }
+  /// Range-for over the entries (AnyModule), as libtorch's Sequential.
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+  /// Appends every entry of another Sequential (libtorch's extend).
+  void extend(const SequentialImpl& other) {
+    for (const AnyModule& module : other) push_back(module);
   }
 
  private:
+  const AnyModule& entry(size_t index) const {
+    XG_CHECK(index < entries_.size(), "Sequential: index {} is out of range for {} modules", index, entries_.size());
+    return entries_[index];
+  }
   std::vector<AnyModule> entries_;
 };
 XG_MODULE(Sequential);

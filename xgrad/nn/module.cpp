@@ -107,7 +107,7 @@ std::shared_ptr<Module> Module::shared_self(const char* op) {
   XG_CHECK(self != nullptr,
            "{}: this {} module is not owned by a std::shared_ptr (it was created on the stack or as a plain "
            "member), so it cannot list itself; create it with std::make_shared<...>(...) or through its "
-           "ModuleHolder (as nn::Linear(...) does), or pass include_self=false",
+           "ModuleHolder (as nn::Linear(...) does) (modules/named_modules: or pass include_self=false)",
            op, name());
   return self;
 }
@@ -132,6 +132,54 @@ OrderedDict<std::shared_ptr<Module>> Module::named_modules(const std::string& pr
     for (auto it = items.rbegin(); it != items.rend(); ++it) stack.emplace_back(name + "." + it->first, it->second);
   }
   return out;
+}
+
+void Module::walk_descendants(const std::string& prefix,
+                              const std::function<void(const std::string&, const std::shared_ptr<Module>&)>& fn) const {
+  // Iterative (a deep Sequential must not recurse); a module's children are read after fn saw it.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> stack;
+  auto push_children = [&](const std::string& name, const Module& module) {
+    const auto& items = module.children_.items();
+    for (auto it = items.rbegin(); it != items.rend(); ++it)
+      stack.emplace_back(name.empty() ? it->first : name + "." + it->first, it->second);
+  };
+  push_children(prefix, *this);
+  while (!stack.empty()) {
+    auto [name, module] = std::move(stack.back());
+    stack.pop_back();
+    fn(name, module);
+    push_children(name, *module);
+  }
+}
+
+void Module::apply(const ModuleApplyFunction& fn) {
+  fn(*this);
+  walk_descendants("", [&](const std::string&, const std::shared_ptr<Module>& m) { fn(*m); });
+}
+
+void Module::apply(const ConstModuleApplyFunction& fn) const {
+  fn(*this);
+  walk_descendants("", [&](const std::string&, const std::shared_ptr<Module>& m) { fn(*m); });
+}
+
+void Module::apply(const NamedModuleApplyFunction& fn, const std::string& name_prefix) {
+  fn(name_prefix, *this);
+  walk_descendants(name_prefix, [&](const std::string& name, const std::shared_ptr<Module>& m) { fn(name, *m); });
+}
+
+void Module::apply(const ConstNamedModuleApplyFunction& fn, const std::string& name_prefix) const {
+  fn(name_prefix, *this);
+  walk_descendants(name_prefix, [&](const std::string& name, const std::shared_ptr<Module>& m) { fn(name, *m); });
+}
+
+void Module::apply(const ModulePointerApplyFunction& fn) const {
+  fn(const_cast<Module*>(this)->shared_self("apply"));
+  walk_descendants("", [&](const std::string&, const std::shared_ptr<Module>& m) { fn(m); });
+}
+
+void Module::apply(const NamedModulePointerApplyFunction& fn, const std::string& name_prefix) const {
+  fn(name_prefix, const_cast<Module*>(this)->shared_self("apply"));
+  walk_descendants(name_prefix, fn);
 }
 
 void Module::train(bool on) {

@@ -94,6 +94,39 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::shared_ptr<Module>> modules(bool include_self = true);
   OrderedDict<std::shared_ptr<Module>> named_modules(const std::string& prefix = "", bool include_self = true);
 
+  /// Calls fn on this module, then on every descendant, depth first (libtorch's apply). The named
+  /// forms pass dotted names ("features.0"; this module gets name_prefix); the pointer forms pass the
+  /// shared_ptr (this module must be owned by one). A module fn adds below the one it visits is visited.
+  using ModuleApplyFunction = std::function<void(Module&)>;
+  using ConstModuleApplyFunction = std::function<void(const Module&)>;
+  using NamedModuleApplyFunction = std::function<void(const std::string&, Module&)>;
+  using ConstNamedModuleApplyFunction = std::function<void(const std::string&, const Module&)>;
+  using ModulePointerApplyFunction = std::function<void(const std::shared_ptr<Module>&)>;
+  using NamedModulePointerApplyFunction = std::function<void(const std::string&, const std::shared_ptr<Module>&)>;
+  void apply(const ModuleApplyFunction& fn);
+  void apply(const ConstModuleApplyFunction& fn) const;
+  void apply(const NamedModuleApplyFunction& fn, const std::string& name_prefix = std::string());
+  void apply(const ConstNamedModuleApplyFunction& fn, const std::string& name_prefix = std::string()) const;
+  void apply(const ModulePointerApplyFunction& fn) const;
+  void apply(const NamedModulePointerApplyFunction& fn, const std::string& name_prefix = std::string()) const;
+
+  /// This module as a T, or nullptr when it is not one (libtorch's as<T>()): T is a module class
+  /// (`as<nn::LinearImpl>()`) or a holder (`as<nn::Linear>()`, giving a LinearImpl*).
+  template <class T>
+  auto* as() noexcept {
+    if constexpr (detail_is_module_holder<T>(0)) return dynamic_cast<typename T::ContainedType*>(this);
+    else return dynamic_cast<T*>(this);
+  }
+  template <class T>
+  const auto* as() const noexcept {
+    if constexpr (detail_is_module_holder<T>(0)) return dynamic_cast<const typename T::ContainedType*>(this);
+    else return dynamic_cast<const T*>(this);
+  }
+  /// The shared_ptr that owns this module (libtorch's ptr()); xg::Error when none does (a module
+  /// constructed on the stack).
+  std::shared_ptr<Module> ptr() { return shared_self("ptr"); }
+  std::shared_ptr<const Module> ptr() const { return const_cast<Module*>(this)->shared_self("ptr"); }
+
   /// Training mode on/off for this module and all descendants (Dropout, BatchNorm look at it).
   virtual void train(bool on = true);
   void eval() { train(false); }
@@ -130,6 +163,14 @@ class Module : public std::enable_shared_from_this<Module> {
   std::shared_ptr<Module> shared_self(const char* op);
   void replace_child(const std::string& name, std::shared_ptr<Module> module);
   void collect_named(OrderedDict<Tensor>& out, const std::string& prefix, bool parameters, bool recurse) const;
+
+  template <class T>
+  static constexpr bool detail_is_module_holder(decltype(sizeof(typename T::ContainedType))) { return true; }
+  template <class T>
+  static constexpr bool detail_is_module_holder(...) { return false; }
+  /// fn(dotted name, module) for every descendant, depth first, parents before children.
+  void walk_descendants(const std::string& prefix,
+                        const std::function<void(const std::string&, const std::shared_ptr<Module>&)>& fn) const;
 
   mutable std::string type_name_;
   OrderedDict<Tensor> parameters_;
