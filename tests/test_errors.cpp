@@ -404,3 +404,14 @@ TEST_CASE("errors: gradcheck rejects unusable inputs and outputs", "[errors]") {
   std::function<Tensor(const TensorList&)> to32 = [](const TensorList& in) { return xg::to_dtype(in[0], xg::kFloat32); };
   CHECK_XG_ERROR(ag::gradcheck(to32, {x}), Contains("output 0") && Contains("float32"));
 }
+
+TEST_CASE("XG_CHECK: with a message it formats it; alone it names the condition, as TORCH_CHECK", "[errors]") {
+  const int batch = 3;
+  // XG_CHECK is a statement; each use is wrapped in a lambda to be an expression for Catch.
+  CHECK_THROWS_MATCHES([&] { XG_CHECK(batch == 4, "my_op: expected a batch of 4, got {}", batch); }(), xg::Error,
+                       Catch::Matchers::Message("my_op: expected a batch of 4, got 3"));
+  CHECK_THROWS_MATCHES([&] { XG_CHECK(batch > 5); }(), xg::Error,
+                       Catch::Matchers::Message("Expected batch > 5 to be true, but got false"));
+  CHECK_NOTHROW([&] { XG_CHECK(batch == 3); }());
+  CHECK_NOTHROW([&] { XG_CHECK(batch == 3, "never formatted {}", batch); }());
+}
