@@ -550,3 +550,35 @@ TEST_CASE("a clamping hook on an LSTM's recurrent weight runs once and bounds th
   CHECK(w.grad().abs().max().item<double>() <= 0.01 + 1e-7);
   CHECK(allclose(w.grad(), reference));
 }
+
+TEST_CASE("InferenceMode: no recording in its scope, restored after; InferenceMode(false) changes nothing", "[autograd]") {
+  Tensor w = xg::ones({2}, xg::kFloat64).requires_grad_();
+  CHECK_FALSE(xg::InferenceMode::is_enabled());
+  {
+    xg::InferenceMode guard;
+    CHECK(xg::InferenceMode::is_enabled());
+    CHECK_FALSE(xg::autograd::GradMode::is_enabled());
+    Tensor y = w * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    {
+      xg::InferenceMode off(false);
+      CHECK(xg::InferenceMode::is_enabled());  // still inside the outer guard
+      CHECK_FALSE(xg::autograd::GradMode::is_enabled());
+    }
+  }
+  CHECK_FALSE(xg::InferenceMode::is_enabled());
+  CHECK(xg::autograd::GradMode::is_enabled());
+  {
+    xg::InferenceMode off(false);
+    CHECK_FALSE(xg::InferenceMode::is_enabled());
+    CHECK((w * 2.0).requires_grad());
+  }
+  // A tensor made in inference mode is an ordinary tensor afterwards: usable in a recorded graph.
+  Tensor c;
+  {
+    xg::InferenceMode guard;
+    c = xg::full({2}, 3.0, xg::kFloat64);
+  }
+  (w * c).sum().backward();
+  CHECK(w.grad().data_ptr<double>()[0] == 3.0);
+}

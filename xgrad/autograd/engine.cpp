@@ -18,6 +18,7 @@ namespace autograd {
 namespace {
 thread_local bool grad_enabled = true;
 thread_local bool anomaly_enabled = false;
+thread_local bool inference_mode_enabled = false;
 // Set while a node's backward runs: its outputs are checked (and the node named) by the engine.
 thread_local bool inside_backward = false;
 std::atomic<uint64_t> next_sequence_nr{0};
@@ -25,6 +26,8 @@ std::atomic<uint64_t> next_sequence_nr{0};
 
 bool GradMode::is_enabled() { return grad_enabled; }
 void GradMode::set_enabled(bool enabled) { grad_enabled = enabled; }
+bool InferenceModeState::is_enabled() { return inference_mode_enabled; }
+void InferenceModeState::set_enabled(bool enabled) { inference_mode_enabled = enabled; }
 bool AnomalyMode::is_enabled() { return anomaly_enabled; }
 void AnomalyMode::set_enabled(bool enabled) { anomaly_enabled = enabled; }
 
