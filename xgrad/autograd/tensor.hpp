@@ -25,6 +25,9 @@ namespace xg {
 
 /// A tensor's dimensions, outermost first (PyTorch's sizes()).
 using Shape = std::vector<int64_t>;
+/// libtorch spells std::optional as c10::optional / torch::optional; xg::optional is std::optional.
+using std::nullopt;
+using std::optional;
 
 /// The xtensor container behind every tensor: row-major, contiguous, from the caching allocator.
 template <class T>
