@@ -2,6 +2,7 @@
 /// xgrad: tape-based reverse-mode automatic differentiation over tensors, PyTorch-style.
 /// Everything lives in namespace xg (xg::autograd, xg::nn, xg::optim, xg::data).
 #include "xgrad/autograd/allocator.hpp"
+#include "xgrad/autograd/array_ref.hpp"
 #include "xgrad/autograd/dtype.hpp"
 #include "xgrad/autograd/engine.hpp"
 #include "xgrad/autograd/error.hpp"
