@@ -197,7 +197,7 @@ Worker make_xgrad_worker(const Case& c) {
       auto t0 = Clock::now();
       double total = 0;
       int64_t batches = 0;
-      for (const xg::data::Example& batch : *loader) {
+      for (const xg::data::Example<>& batch : *loader) {
         optimizer->zero_grad();
         xg::Tensor input = cnn ? batch.data : batch.data.flatten(1);
         xg::Tensor loss = F::cross_entropy(model->forward(input), batch.target);

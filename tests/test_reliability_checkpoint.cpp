@@ -83,7 +83,7 @@ struct Run {
   void train_epochs(int64_t epochs) {
     model->train();
     for (int64_t e = 0; e < epochs; ++e, ++epoch) {
-      for (const data::Example& batch : *loader) {
+      for (const data::Example<>& batch : *loader) {
         optimizer->zero_grad();
         Tensor loss = nn::functional::cross_entropy(model->forward(batch.data), batch.target);
         loss.backward();

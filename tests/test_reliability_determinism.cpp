@@ -49,7 +49,7 @@ Outcome train(uint64_t seed, bool prefetch) {
   Outcome outcome;
   int64_t step = 0;
   for (int epoch = 0; epoch < 3; ++epoch) {
-    for (const data::Example& batch : loader) {
+    for (const data::Example<>& batch : loader) {
       optimizer.zero_grad();
       Tensor loss = nn::functional::cross_entropy(model->forward(batch.data), batch.target);
       if (++step % 4 == 0) loss = loss + model->forward(randn({2, 1, 8, 8})).pow(2.0).mean() * 0.01;

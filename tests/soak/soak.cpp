@@ -127,7 +127,7 @@ int run(const Options& options) {
   const std::clock_t cpu_start = std::clock();
   int64_t step = 0;
   while (step < options.steps) {
-    for (const data::Example& batch : loader) {
+    for (const data::Example<>& batch : loader) {
       if (step == options.steps) break;
       if (options.mode == "train") {
         optimizer.zero_grad();

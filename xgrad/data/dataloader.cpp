@@ -14,6 +14,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   XG_CHECK(options_.batch_size_ > 0, "DataLoader: batch_size must be positive, got {}", options_.batch_size_);
   XG_CHECK(!(options_.sampler_ && options_.shuffle_),
            "DataLoader: sampler and shuffle=true are mutually exclusive (let the sampler shuffle)");
+  // make_data_loader's options would be silently ignored here.
+  XG_CHECK(options_.workers_ == 0 && !options_.max_jobs_ && !options_.timeout_ && options_.enforce_ordering_,
+           "DataLoader: workers, max_jobs, timeout and enforce_ordering are options of make_data_loader; DataLoader "
+           "prepares one batch ahead on a background thread (prefetch)");
   if (options_.seed_) {
     generator_.seed(*options_.seed_);
   } else {
@@ -64,12 +68,12 @@ DataLoader::Iterator DataLoader::begin() {
 
 DataLoader::Iterator DataLoader::end() { return Iterator(this, nullptr, size()); }
 
-Example DataLoader::make_batch(const std::vector<int64_t>& order, int64_t batch, uint64_t transform_seed) const {
+Example<> DataLoader::make_batch(const std::vector<int64_t>& order, int64_t batch, uint64_t transform_seed) const {
   NoGradGuard no_grad;  // data preparation never records (also on the prefetch thread)
   const int64_t b = options_.batch_size_;
   const int64_t begin = batch * b, end = std::min<int64_t>(begin + b, static_cast<int64_t>(order.size()));
   std::vector<int64_t> indices(order.begin() + begin, order.begin() + end);
-  Example example = dataset_->get_batch(indices);
+  Example<> example = dataset_->get_batch(indices);
   if (transform_) {
     std::mt19937_64 generator(transform_seed);
     example.data = transform_(example.data, generator);
@@ -80,12 +84,12 @@ Example DataLoader::make_batch(const std::vector<int64_t>& order, int64_t batch,
 DataLoader::Iterator::Iterator(const DataLoader* loader, std::shared_ptr<Plan> plan, int64_t position)
     : loader_(loader), plan_(std::move(plan)), position_(position) {
   if (plan_ && position_ < loader_->size()) {
-    if (loader_->options_.prefetch_) next_ = std::make_shared<std::future<Example>>(launch(position_));
+    if (loader_->options_.prefetch_) next_ = std::make_shared<std::future<Example<>>>(launch(position_));
     load_current();
   }
 }
 
-std::future<Example> DataLoader::Iterator::launch(int64_t batch) const {
+std::future<Example<>> DataLoader::Iterator::launch(int64_t batch) const {
   auto plan = plan_;
   const DataLoader* loader = loader_;
   return std::async(std::launch::async, [plan, loader, batch] { return loader->make_batch(plan->order, batch, plan->transform_seeds[batch]); });
@@ -95,7 +99,7 @@ void DataLoader::Iterator::load_current() {
   if (next_) {
     current_ = next_->get();  // rethrows a loading error on the caller's thread
     next_.reset();
-    if (position_ + 1 < loader_->size()) next_ = std::make_shared<std::future<Example>>(launch(position_ + 1));
+    if (position_ + 1 < loader_->size()) next_ = std::make_shared<std::future<Example<>>>(launch(position_ + 1));
   } else {
     current_ = loader_->make_batch(plan_->order, position_, plan_->transform_seeds[position_]);
   }
@@ -105,7 +109,7 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
   ++position_;
   if (position_ < loader_->size()) load_current();
   else {
-    current_ = Example{};
+    current_ = Example<>{};
     next_.reset();
   }
   return *this;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "xgrad/data/data_loader_options.hpp"
 #include "xgrad/data/dataset.hpp"
 
 namespace xg::data {
@@ -27,28 +28,6 @@ class Sampler {
   virtual std::vector<int64_t> indices() = 0;
   /// How many indices each epoch has.
   virtual int64_t size() const = 0;
-};
-
-struct DataLoaderOptions {
-  int64_t batch_size_ = 1;
-  bool shuffle_ = false;
-  bool drop_last_ = false;
-  bool prefetch_ = true;
-  std::optional<uint64_t> seed_;
-  std::shared_ptr<Sampler> sampler_;
-  DataLoaderOptions() = default;
-  explicit DataLoaderOptions(int64_t batch_size) : batch_size_(batch_size) {}
-  DataLoaderOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  DataLoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
-  DataLoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
-  /// Prepare the next batch on a background thread (default on).
-  DataLoaderOptions& prefetch(bool v) { prefetch_ = v; return *this; }
-  /// Seed of the loader's generator; without one it is drawn from xg's global generator (so
-  /// xg::manual_seed makes the run reproducible).
-  DataLoaderOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  /// Take each epoch's indices from a sampler (e.g. DistributedSampler) instead of 0..N-1 or a
-  /// shuffle; excludes shuffle (the sampler shuffles), as in PyTorch.
-  DataLoaderOptions& sampler(std::shared_ptr<Sampler> v) { sampler_ = std::move(v); return *this; }
 };
 
 class DataLoader {
@@ -70,12 +49,12 @@ class DataLoader {
   class Iterator {
    public:
     using iterator_category = std::input_iterator_tag;
-    using value_type = Example;
+    using value_type = Example<>;
     using difference_type = std::ptrdiff_t;
-    using pointer = const Example*;
-    using reference = const Example&;
-    const Example& operator*() const { return current_; }
-    const Example* operator->() const { return &current_; }
+    using pointer = const Example<>*;
+    using reference = const Example<>&;
+    const Example<>& operator*() const { return current_; }
+    const Example<>* operator->() const { return &current_; }
     Iterator& operator++();
     bool operator==(const Iterator& other) const { return position_ == other.position_; }
     bool operator!=(const Iterator& other) const { return !(*this == other); }
@@ -88,16 +67,16 @@ class DataLoader {
     };
     Iterator(const DataLoader* loader, std::shared_ptr<Plan> plan, int64_t position);
     void load_current();
-    std::future<Example> launch(int64_t batch) const;
+    std::future<Example<>> launch(int64_t batch) const;
     const DataLoader* loader_ = nullptr;
     std::shared_ptr<Plan> plan_;
     int64_t position_ = 0;
-    Example current_;
-    std::shared_ptr<std::future<Example>> next_;
+    Example<> current_;
+    std::shared_ptr<std::future<Example<>>> next_;
   };
 
  private:
-  Example make_batch(const std::vector<int64_t>& order, int64_t batch, uint64_t transform_seed) const;
+  Example<> make_batch(const std::vector<int64_t>& order, int64_t batch, uint64_t transform_seed) const;
   std::shared_ptr<const Dataset> dataset_;
   DataLoaderOptions options_;
   BatchTransform transform_;

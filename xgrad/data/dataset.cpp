@@ -23,11 +23,11 @@ Tensor index_tensor(const std::vector<int64_t>& indices) {
 }
 }  // namespace
 
-Example Dataset::get_batch(const std::vector<int64_t>& indices) const {
+Example<> Dataset::get_batch(const std::vector<int64_t>& indices) const {
   XG_CHECK(!indices.empty(), "Dataset::get_batch: expected at least one index");
   TensorList data, targets;
   for (int64_t i : indices) {
-    Example e = get(i);
+    Example<> e = get(i);
     data.push_back(e.data);
     targets.push_back(e.target);
   }
@@ -46,13 +46,13 @@ void TensorDataset::set(Tensor data, Tensor targets) {
   targets_ = targets.detach();
 }
 
-Example TensorDataset::get(int64_t index) const {
+Example<> TensorDataset::get(int64_t index) const {
   XG_CHECK(index >= 0 && index < size(), "TensorDataset: index {} is out of range for a dataset of {} examples", index, size());
   NoGradGuard no_grad;
   return {squeeze(narrow(data_, 0, index, 1), 0), squeeze(narrow(targets_, 0, index, 1), 0)};
 }
 
-Example TensorDataset::get_batch(const std::vector<int64_t>& indices) const {
+Example<> TensorDataset::get_batch(const std::vector<int64_t>& indices) const {
   NoGradGuard no_grad;
   Tensor index = index_tensor(indices);  // index_select checks the range
   return {index_select(data_, 0, index), index_select(targets_, 0, index)};
@@ -64,12 +64,12 @@ Subset::Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices
     XG_CHECK(i >= 0 && i < base_->size(), "Subset: index {} is out of range for a dataset of {} examples", i, base_->size());
 }
 
-Example Subset::get(int64_t index) const {
+Example<> Subset::get(int64_t index) const {
   XG_CHECK(index >= 0 && index < size(), "Subset: index {} is out of range for a subset of {} examples", index, size());
   return base_->get(indices_[index]);
 }
 
-Example Subset::get_batch(const std::vector<int64_t>& indices) const {
+Example<> Subset::get_batch(const std::vector<int64_t>& indices) const {
   std::vector<int64_t> mapped;
   mapped.reserve(indices.size());
   for (int64_t i : indices) {
@@ -85,7 +85,7 @@ std::vector<std::shared_ptr<Subset>> random_split(std::shared_ptr<const Dataset>
   int64_t total = 0;
   for (int64_t n : lengths) {
     XG_CHECK(n >= 0, "random_split: lengths must be non-negative, got {}", fmt::format("{}", lengths));
-    total = detail::checked_add("random_split", total, n, "the sum of the lengths");  // a wrapped sum could match the size
+    total = xg::detail::checked_add("random_split", total, n, "the sum of the lengths");  // a wrapped sum could match the size
   }
   XG_CHECK(total == dataset->size(), "random_split: lengths {} add up to {}, but the dataset has {} examples", fmt::format("{}", lengths),
            total, dataset->size());
@@ -114,7 +114,12 @@ std::string find_idx(const std::string& root, const std::string& stem) {
 MNIST::MNIST(const std::string& root, bool train) : MNIST(root, train ? Mode::kTrain : Mode::kTest) {}
 
 MNIST::MNIST(const std::string& root, Mode mode) {
-  const std::string prefix = mode == Mode::kTrain ? "train" : "t10k";
+  auto [images, targets] = detail::read_mnist(root, mode == Mode::kTrain);
+  set(images, targets);
+}
+
+std::pair<Tensor, Tensor> detail::read_mnist(const std::string& root, bool train) {
+  const std::string prefix = train ? "train" : "t10k";
   const std::string images_path = find_idx(root, prefix + "-images-idx3-ubyte");
   const std::string labels_path = find_idx(root, prefix + "-labels-idx1-ubyte");
   IdxArray images = read_idx(images_path);
@@ -136,7 +141,7 @@ MNIST::MNIST(const std::string& root, Mode mode) {
     XG_CHECK(labels.bytes[i] <= 9, "MNIST: '{}' has label {} at index {}; expected 0..9", labels_path, labels.bytes[i], i);
     targets.contiguous_data<int64_t>()[i] = labels.bytes[i];
   }
-  set(pixels, targets);
+  return {pixels, targets};
 }
 
 // ---- CSV -----------------------------------------------------------------------------------------

@@ -5,26 +5,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xgrad/autograd/tensor.hpp"
+#include "xgrad/data/example.hpp"
 
 namespace xg::data {
-
-/// One example or one batch: data [..] and target [..] (batches have a leading N).
-struct Example {
-  Tensor data;
-  Tensor target;
-};
 
 class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   /// Example `index` (0 <= index < size()).
-  virtual Example get(int64_t index) const = 0;
+  virtual Example<> get(int64_t index) const = 0;
   /// Examples at `indices` stacked into [N, ...]; the default stacks get(i).
-  virtual Example get_batch(const std::vector<int64_t>& indices) const;
+  virtual Example<> get_batch(const std::vector<int64_t>& indices) const;
 };
 
 /// Rows of two tensors: data [N, ...], targets [N, ...].
@@ -32,8 +28,8 @@ class TensorDataset : public Dataset {
  public:
   TensorDataset(Tensor data, Tensor targets);
   int64_t size() const override { return data_.size(0); }
-  Example get(int64_t index) const override;
-  Example get_batch(const std::vector<int64_t>& indices) const override;
+  Example<> get(int64_t index) const override;
+  Example<> get_batch(const std::vector<int64_t>& indices) const override;
   const Tensor& data() const { return data_; }
   const Tensor& targets() const { return targets_; }
 
@@ -50,8 +46,8 @@ class Subset : public Dataset {
  public:
   Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices);
   int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
-  Example get(int64_t index) const override;
-  Example get_batch(const std::vector<int64_t>& indices) const override;
+  Example<> get(int64_t index) const override;
+  Example<> get_batch(const std::vector<int64_t>& indices) const override;
   const std::vector<int64_t>& indices() const { return indices_; }
 
  private:
@@ -67,6 +63,11 @@ std::vector<std::shared_ptr<Subset>> random_split(std::shared_ptr<const Dataset>
 /// MNIST or Fashion-MNIST from `root` holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
 /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or with ".gz"). Images become float32
 /// [N, 1, 28, 28] in [0, 1] (as PyTorch's ToTensor), labels int64 [N].
+namespace detail {
+/// MNIST's images (float32 [N, 1, rows, cols] in [0, 1]) and labels (int64 [N]), validated.
+std::pair<Tensor, Tensor> read_mnist(const std::string& root, bool train);
+}  // namespace detail
+
 class MNIST : public TensorDataset {
  public:
   enum class Mode { kTrain, kTest };
