@@ -121,7 +121,7 @@ TEST_CASE("MNIST reads images scaled to [0, 1] and int64 labels, and validates t
   CHECK(train.size() == 12);
   CHECK(test.size() == 3);
   CHECK(train.images().shape() == Shape{12, 1, 4, 5});
-  data::Example e = train.get(2);
+  data::Example<> e = train.get(2);
   CHECK(e.data.shape() == Shape{1, 4, 5});
   CHECK(e.data.data_ptr<float>()[3] == Approx((2 * 10 + 3) / 255.0));
   CHECK(e.target.item<int64_t>() == 2);
@@ -135,6 +135,32 @@ TEST_CASE("MNIST reads images scaled to [0, 1] and int64 labels, and validates t
   CHECK_THROWS_WITH(data::MNIST(bad.string(), false), Contains("t10k-images-idx3-ubyte"));
   fs::remove_all(dir);
   fs::remove_all(bad);
+}
+
+TEST_CASE("datasets::MNIST (libtorch's form): get(i) views, size(), is_train, Normalize + Stack", "[data][mnist][api]") {
+  fs::path dir = temp_dir("mnist_api");
+  write_mnist(dir, "train", 6, 2, 3, /*gzip=*/true);
+  write_mnist(dir, "t10k", 2, 2, 3, /*gzip=*/false);
+  data::datasets::MNIST train(dir.string());
+  data::datasets::MNIST test(dir.string(), data::datasets::MNIST::Mode::kTest);
+  CHECK(train.is_train());
+  CHECK(!test.is_train());
+  CHECK(train.size().value() == 6);
+  CHECK(test.size().value() == 2);
+  CHECK(train.images().shape() == Shape{6, 1, 2, 3});
+  data::Example<> e = train.get(4);
+  CHECK(e.data.shape() == Shape{1, 2, 3});
+  CHECK(e.data.is_view());  // no copy per example
+  CHECK(e.data.contiguous_data<float>()[5] == Approx((4 * 10 + 5) / 255.0));
+  CHECK(e.target.item<int64_t>() == 4);
+  CHECK_THROWS_WITH(train.get(6), Contains("MNIST::get") && Contains("index 6"));
+  auto ready = std::move(train).map(data::transforms::Normalize<>(0.5, 0.25)).map(data::transforms::Stack<>());
+  data::Example<> batch = ready.get_batch({1, 0});
+  CHECK(batch.data.shape() == Shape{2, 1, 2, 3});
+  CHECK(batch.data.contiguous_data<float>()[0] == (static_cast<float>(10 / 255.0f) - 0.5f) / 0.25f);
+  CHECK(batch.target.contiguous_data<int64_t>()[1] == 0);
+  CHECK_THROWS_WITH(data::datasets::MNIST((dir / "missing").string()), Contains("train-images-idx3-ubyte"));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("the real Fashion-MNIST installed by setup loads", "[data][mnist]") {
@@ -176,7 +202,7 @@ TEST_CASE("CSVDataset parses numeric columns and reports bad rows", "[data][csv]
 TEST_CASE("TensorDataset, Subset and random_split", "[data]") {
   auto dataset = std::make_shared<data::TensorDataset>(arange(0, 20, 1, kFloat32).reshape({10, 2}), arange(10));
   CHECK(dataset->get(3).data.data_ptr<float>()[1] == 7.0f);
-  data::Example batch = dataset->get_batch({4, 1});
+  data::Example<> batch = dataset->get_batch({4, 1});
   CHECK(batch.data.shape() == Shape{2, 2});
   CHECK(batch.target.data_ptr<int64_t>()[0] == 4);
   CHECK_THROWS_WITH(dataset->get(10), Contains("out of range"));
@@ -197,7 +223,7 @@ TEST_CASE("DataLoader batches, shuffles reproducibly and drops the last batch on
   data::DataLoader plain(dataset, data::DataLoaderOptions(4));
   CHECK(plain.size() == 3);
   std::vector<int64_t> sizes, order;
-  for (const data::Example& batch : plain) {
+  for (const data::Example<>& batch : plain) {
     sizes.push_back(batch.data.size(0));
     for (int64_t i = 0; i < batch.target.numel(); ++i) order.push_back(batch.target.data_ptr<int64_t>()[i]);
   }
@@ -228,7 +254,7 @@ TEST_CASE("DataLoader batches, shuffles reproducibly and drops the last batch on
 namespace {
 struct FailingDataset : data::Dataset {
   int64_t size() const override { return 4; }
-  data::Example get(int64_t index) const override {
+  data::Example<> get(int64_t index) const override {
     XG_CHECK(index != 2, "FailingDataset: example {} is unreadable", index);
     return {full({1}, double(index)), full({1}, double(index), kInt64)};
   }

@@ -338,7 +338,7 @@ TEST_CASE("errors table: datasets, loader, transforms and files reject bad input
       {"Normalize with 3 values for 1 channel", [] {
          std::mt19937_64 generator(0);
          data::transforms::Normalize({0.1, 0.2, 0.3}, {1.0, 1.0, 1.0})(zeros({2, 1, 4, 4}), generator);
-       }, {"Normalize", "3", "1 channels"}},
+       }, {"Normalize", "3", "1 channel(s)"}},
       {"a transform on a batch that is not [N, C, H, W]", [] {
          std::mt19937_64 generator(0);
          data::transforms::RandomHorizontalFlip(0.5)(zeros({4, 4}), generator);
