@@ -15,7 +15,7 @@ class AnyModule {
   AnyModule() = default;
   template <class M, class = std::enable_if_t<std::is_base_of_v<Module, M>>>
   AnyModule(std::shared_ptr<M> module)  // NOLINT: implicit, as torch::nn::AnyModule
-      : module_(module), forward_([raw = module.get()](const Tensor& x) { return Tensor(raw->forward(x)); }) {}
+      : module_(module), forward_([raw = module.get()](const Tensor& x) { return Tensor(module_detail::call_forward(*raw, x)); }) {}
   template <class Impl>
   AnyModule(const ModuleHolder<Impl>& holder) : AnyModule(holder.ptr()) {}  // NOLINT
   Tensor forward(const Tensor& x) const {

@@ -3,7 +3,9 @@
 /// needs besides its forward pass (parameters(), named_parameters(), train()/eval(), zero_grad(),
 /// to(dtype), state_dict(), printing) is written once, here. A layer is its constructor and forward.
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -43,6 +45,28 @@ class OrderedDict {
  private:
   std::vector<Item> items_;
   std::unordered_map<std::string, size_t> index_;  // key -> position in items_
+};
+
+class Module;
+
+namespace module_detail {
+struct ModuleHooks;
+}
+
+/// What register_*_hook returns: remove() unregisters the hook (a no-op when already removed or when the
+/// module is gone), as torch.utils.hooks.RemovableHandle.
+class RemovableHandle {
+ public:
+  RemovableHandle() = default;
+  void remove();
+  /// Whether the hook is still registered.
+  bool active() const;
+
+ private:
+  friend class Module;
+  RemovableHandle(std::weak_ptr<module_detail::ModuleHooks> hooks, uint64_t id) : hooks_(std::move(hooks)), id_(id) {}
+  std::weak_ptr<module_detail::ModuleHooks> hooks_;
+  uint64_t id_ = 0;
 };
 
 class Module : public std::enable_shared_from_this<Module> {
@@ -127,6 +151,31 @@ class Module : public std::enable_shared_from_this<Module> {
   std::shared_ptr<Module> ptr() { return shared_self("ptr"); }
   std::shared_ptr<const Module> ptr() const { return const_cast<Module*>(this)->shared_self("ptr"); }
 
+  /// Module hooks, as PyTorch's nn.Module hooks. They run when the module is called -- through its holder
+  /// (`fc(x)`), a Sequential or an AnyModule -- and not when forward() is called directly (PyTorch's
+  /// module(x) versus module.forward(x)). They need a forward taking tensors and returning one tensor;
+  /// calling a module with hooks whose forward is otherwise is an xg::Error. Hooks run in registration order.
+  ///   pre-hook(module, inputs)               -> nullopt, or the inputs to use instead (same count)
+  ///   forward hook(module, inputs, output)   -> nullopt, or the output to use instead
+  ///   full backward hook(module, grad_input, grad_output) -> nullopt, or grad_input to use instead.
+  ///     grad_input: the gradients w.r.t. the forward's tensor inputs (undefined for an input that does not
+  ///     require grad), grad_output w.r.t. its output; it runs once both are known. As in PyTorch, the
+  ///     forward's inputs and output then pass through an identity node, and modifying them in place is
+  ///     an error (they are views made inside a custom function).
+  using ForwardPreHook = std::function<std::optional<TensorList>(Module&, const TensorList& inputs)>;
+  using ForwardHook = std::function<std::optional<Tensor>(Module&, const TensorList& inputs, const Tensor& output)>;
+  using BackwardHook =
+      std::function<std::optional<TensorList>(Module&, const TensorList& grad_input, const TensorList& grad_output)>;
+  RemovableHandle register_forward_pre_hook(ForwardPreHook hook);
+  RemovableHandle register_forward_hook(ForwardHook hook);
+  RemovableHandle register_full_backward_hook(BackwardHook hook);
+  /// Whether any hook is registered on this module (not its children).
+  bool has_hooks() const;
+  /// Runs forward(inputs) with this module's hooks around it (used by module_detail::call_forward).
+  Tensor forward_with_hooks(TensorList inputs, const std::function<Tensor(const TensorList&)>& forward);
+  /// xg::Error: this module has hooks but its forward is not tensors -> tensor.
+  [[noreturn]] void reject_hooks(const char* why) const;
+
   /// Training mode on/off for this module and all descendants (Dropout, BatchNorm look at it).
   virtual void train(bool on = true);
   void eval() { train(false); }
@@ -173,12 +222,36 @@ class Module : public std::enable_shared_from_this<Module> {
                         const std::function<void(const std::string&, const std::shared_ptr<Module>&)>& fn) const;
 
   mutable std::string type_name_;
+  std::shared_ptr<module_detail::ModuleHooks> hooks_;  // made on the first registration
   OrderedDict<Tensor> parameters_;
   OrderedDict<Tensor> buffers_;
   OrderedDict<std::shared_ptr<Module>> children_;
 };
 
 std::ostream& operator<<(std::ostream& out, const Module& module);
+
+namespace module_detail {
+template <class M, class... Args, size_t... I>
+Tensor forward_unpacked(M& module, const TensorList& inputs, std::index_sequence<I...>) {
+  return module.forward(inputs[I]...);
+}
+
+/// Calls module.forward(args...) as a call of the module: with its hooks, when it has any.
+template <class M, class... Args>
+decltype(auto) call_forward(M& module, Args&&... args) {
+  using Result = decltype(module.forward(std::forward<Args>(args)...));
+  constexpr bool tensors_to_tensor = (std::is_same_v<std::decay_t<Args>, Tensor> && ...) && std::is_same_v<Result, Tensor>;
+  if constexpr (tensors_to_tensor) {
+    if (!module.has_hooks()) return module.forward(std::forward<Args>(args)...);
+    return module.forward_with_hooks(TensorList{Tensor(args)...}, [&module](const TensorList& inputs) {
+      return forward_unpacked<M, Args...>(module, inputs, std::index_sequence_for<Args...>{});
+    });
+  } else {
+    if (module.has_hooks()) module.reject_hooks("its forward does not take only tensors and return one tensor");
+    return module.forward(std::forward<Args>(args)...);
+  }
+}
+}  // namespace module_detail
 
 /// Owns a shared_ptr<Impl> and forwards calls, as torch::nn::ModuleHolder: `nn::Linear fc(784, 10);
 /// fc->weight; fc(x);`. Construct with nullptr to declare an empty member and register it later.
@@ -208,10 +281,10 @@ class ModuleHolder {
   decltype(auto) operator[](Key&& key) const {
     return checked()[std::forward<Key>(key)];
   }
-  /// Calls forward.
+  /// Calls the module: forward with its hooks.
   template <class... Args>
   decltype(auto) operator()(Args&&... args) const {
-    return checked().forward(std::forward<Args>(args)...);
+    return module_detail::call_forward(checked(), std::forward<Args>(args)...);
   }
 
  private:
