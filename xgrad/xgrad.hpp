@@ -13,6 +13,7 @@
 #include "xgrad/autograd/ops.hpp"
 #include "xgrad/autograd/parallel.hpp"
 #include "xgrad/autograd/random.hpp"
+#include "xgrad/autograd/scalar.hpp"
 #include "xgrad/autograd/tensor.hpp"
 #if __has_include("xgrad/nn/nn.hpp")
 #include "xgrad/nn/nn.hpp"

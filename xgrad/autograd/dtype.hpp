@@ -16,6 +16,10 @@ inline constexpr Dtype kFloat64 = Dtype::Float64;
 inline constexpr Dtype kDouble = Dtype::Float64;
 inline constexpr Dtype kInt64 = Dtype::Int64;
 inline constexpr Dtype kLong = Dtype::Int64;
+// c10's short spellings.
+inline constexpr Dtype kF32 = Dtype::Float32;
+inline constexpr Dtype kF64 = Dtype::Float64;
+inline constexpr Dtype kI64 = Dtype::Int64;
 
 /// "float32", "float64" or "int64".
 constexpr std::string_view dtype_name(Dtype dtype) {
