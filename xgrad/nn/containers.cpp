@@ -25,10 +25,7 @@ Tensor SequentialImpl::forward(const Tensor& x) {
   return h;
 }
 
-std::shared_ptr<Module> SequentialImpl::operator[](size_t index) const {
-  XG_CHECK(index < entries_.size(), "Sequential: index {} is out of range for a Sequential of {} modules", index, entries_.size());
-  return entries_[index].ptr();
-}
+std::shared_ptr<Module> SequentialImpl::operator[](size_t index) const { return entry(index).ptr(); }
 
 void ModuleListImpl::push_back(std::shared_ptr<Module> module) {
   XG_CHECK(module != nullptr, "ModuleList: cannot add an empty module");

@@ -32,11 +32,16 @@ class AnyModule {
   /// The held module as a T (a module class, or a holder type for the module class it holds).
   template <class T>
   auto ptr() const {
-    using Impl = std::remove_pointer_t<decltype(std::declval<Module&>().template as<T>())>;
-    auto cast = std::dynamic_pointer_cast<Impl>(module_);
+    auto cast = try_ptr<T>();
     XG_CHECK(cast != nullptr, "AnyModule::ptr<T>: the held module is {}, not the requested type",
              module_ ? module_->name() : std::string("empty"));
     return cast;
+  }
+  /// The held module as a T, or nullptr when it is not one.
+  template <class T>
+  auto try_ptr() const {
+    using Impl = std::remove_pointer_t<decltype(std::declval<Module&>().template as<T>())>;
+    return std::dynamic_pointer_cast<Impl>(module_);
   }
   template <class T>
   auto& get() const {
@@ -86,10 +91,9 @@ class SequentialImpl : public Module {
   /// The i-th module as an M (a module class, or a holder type for the class it holds).
   template <class M>
   auto ptr(size_t index) const {
-    const std::shared_ptr<Module>& module = entry(index).ptr();
-    using Impl = std::remove_pointer_t<decltype(module->template as<M>())>;
-    auto cast = std::dynamic_pointer_cast<Impl>(module);
-    XG_CHECK(cast != nullptr, "Sequential: entry {} is a {}, not the requested type", index, module->name());
+    const AnyModule& held = entry(index);
+    auto cast = held.try_ptr<M>();
+    XG_CHECK(cast != nullptr, "Sequential: entry {} is a {}, not the requested type", index, held.ptr()->name());
     return cast;
   }
   template <class M>
@@ -106,7 +110,7 @@ class SequentialImpl : public Module {
 
  private:
   const AnyModule& entry(size_t index) const {
-    XG_CHECK(index < entries_.size(), "Sequential: index {} is out of range for {} modules", index, entries_.size());
+    XG_CHECK(index < entries_.size(), "Sequential: index {} is out of range for a Sequential of {} modules", index, entries_.size());
     return entries_[index];
   }
   std::vector<AnyModule> entries_;

@@ -101,8 +101,10 @@ std::vector<std::shared_ptr<Module>> Module::children() const { return children_
 
 OrderedDict<std::shared_ptr<Module>> Module::named_children() const { return children_; }
 
-std::shared_ptr<Module> Module::shared_self(const char* op) {
-  std::shared_ptr<Module> self = weak_from_this().lock();
+std::shared_ptr<Module> Module::shared_self(const char* op) const {
+  // The const forms of libtorch's apply hand out a mutable shared_ptr (as libtorch does), so the owner's
+  // pointer is returned without const here, in one place.
+  std::shared_ptr<Module> self = std::const_pointer_cast<Module>(weak_from_this().lock());
   // shared_from_this would throw a bare std::bad_weak_ptr; say what to do instead (as libtorch does).
   XG_CHECK(self != nullptr,
            "{}: this {} module is not owned by a std::shared_ptr (it was created on the stack or as a plain "
@@ -173,12 +175,12 @@ void Module::apply(const ConstNamedModuleApplyFunction& fn, const std::string& n
 }
 
 void Module::apply(const ModulePointerApplyFunction& fn) const {
-  fn(const_cast<Module*>(this)->shared_self("apply"));
+  fn(shared_self("apply"));
   walk_descendants("", [&](const std::string&, const std::shared_ptr<Module>& m) { fn(m); });
 }
 
 void Module::apply(const NamedModulePointerApplyFunction& fn, const std::string& name_prefix) const {
-  fn(name_prefix, const_cast<Module*>(this)->shared_self("apply"));
+  fn(name_prefix, shared_self("apply"));
   walk_descendants(name_prefix, fn);
 }
 

@@ -149,7 +149,7 @@ class Module : public std::enable_shared_from_this<Module> {
   /// The shared_ptr that owns this module (libtorch's ptr()); xg::Error when none does (a module
   /// constructed on the stack).
   std::shared_ptr<Module> ptr() { return shared_self("ptr"); }
-  std::shared_ptr<const Module> ptr() const { return const_cast<Module*>(this)->shared_self("ptr"); }
+  std::shared_ptr<const Module> ptr() const { return shared_self("ptr"); }
 
   /// Module hooks, as PyTorch's nn.Module hooks. They run when the module is called -- through its holder
   /// (`fc(x)`), a Sequential or an AnyModule -- and not when forward() is called directly (PyTorch's
@@ -209,7 +209,7 @@ class Module : public std::enable_shared_from_this<Module> {
  private:
   void register_child(const std::string& name, std::shared_ptr<Module> module);
   /// This module's shared_ptr; xg::Error naming `op` when it is not owned by one.
-  std::shared_ptr<Module> shared_self(const char* op);
+  std::shared_ptr<Module> shared_self(const char* op) const;
   void replace_child(const std::string& name, std::shared_ptr<Module> module);
   void collect_named(OrderedDict<Tensor>& out, const std::string& prefix, bool parameters, bool recurse) const;
 
