@@ -3,13 +3,15 @@
 # then runs bench_core's per-op overhead case and bench_train's training cases for REV ("old") and the
 # current tree ("new"), alternating old and new round by round, and prints medians and new/old ratios.
 #
-#   scripts/bench_ab.sh REV [--rounds N] [--train-rounds N] [--threads "1 2"] [--no-train]
+#   scripts/bench_ab.sh REV [--rounds N] [--train-rounds N] [--threads "1 2"] [--no-train] [--quick-overhead]
 #
 #   REV            the revision to compare against (e.g. a commit before a change)
 #   --rounds N     bench_core overhead rounds per contender and thread setting (default 11)
 #   --train-rounds N  bench_train rounds per contender (default 3; bench_train --quick --no-torch)
 #   --threads LIST OPENBLAS_NUM_THREADS settings (default "1 2")
 #   --no-train     only the per-op overhead
+#   --quick-overhead  bench_core --quick for the overhead rounds (faster, much noisier; the default
+#                  runs bench_core's full overhead case)
 #
 # The current tree is built in $XGRAD_BENCH_BUILD_DIR (default build); REV in .bench-ab/<rev>
 # (a worktree with its own build directory; remove it with `git worktree remove`). Quote the CPU and
@@ -27,12 +29,14 @@ rounds=11
 train_rounds=3
 threads_list="1 2"
 with_train=1
+overhead_args=()
 while (($#)); do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --train-rounds) train_rounds="$2"; shift 2 ;;
     --threads) threads_list="$2"; shift 2 ;;
     --no-train) with_train=0; shift ;;
+    --quick-overhead) overhead_args=(--quick); shift ;;
     *) echo "bench_ab.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -67,7 +71,7 @@ for threads in $threads_list; do
     for side in old new; do
       bin="$old_tree/build/bench/bench_core"
       [[ $side == new ]] && bin="$new_build/bench/bench_core"
-      value="$(OPENBLAS_NUM_THREADS=$threads "$bin" --only overhead --quick 2>&1 |
+      value="$(OPENBLAS_NUM_THREADS=$threads "$bin" --only overhead ${overhead_args[@]+"${overhead_args[@]}"} 2>&1 |
         sed -n 's/.*metric=us_per_op_fwd_bwd value=\([0-9.e+-]*\).*/\1/p')"
       echo "overhead_us_per_op threads=$threads $side $value" >>"$results"
     done
@@ -78,7 +82,7 @@ for threads in $threads_list; do
         bin="$old_tree/build/bench/bench_train"
         [[ $side == new ]] && bin="$new_build/bench/bench_train"
         OPENBLAS_NUM_THREADS=$threads "$bin" --quick --no-torch --threads "$threads" 2>&1 |
-          sed -n "s/.*case=\([A-Za-z_0-9]*\) metric=ms_xgrad value=\([0-9.e+-]*\).*/\1_ms threads=$threads $side \2/p" >>"$results"
+          sed -n "s/.*case=\([A-Za-z_0-9]*\) metric=\(m\{0,1\}s\)_xgrad value=\([0-9.e+-]*\).*/\1_\2 threads=$threads $side \3/p" >>"$results"
       done
     done
   fi
