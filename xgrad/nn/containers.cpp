@@ -51,3 +51,35 @@ std::shared_ptr<Module> ModuleDictImpl::operator[](const std::string& key) const
 }
 
 }  // namespace xg::nn
+
+namespace xg::nn {
+
+std::shared_ptr<Module> FunctionalImpl::clone() const {
+  auto copy = std::make_shared<FunctionalImpl>(function_);
+  copy->training_ = training_;
+  return copy;
+}
+
+std::shared_ptr<Module> SequentialImpl::clone() const {
+  auto copy = std::make_shared<SequentialImpl>();
+  const std::vector<std::string> names = named_children().keys();  // in entry order
+  for (size_t i = 0; i < entries_.size(); ++i) copy->push_back(names[i], entries_[i].clone());
+  copy->training_ = training_;
+  return copy;
+}
+
+std::shared_ptr<Module> ModuleListImpl::clone() const {
+  auto copy = std::make_shared<ModuleListImpl>();
+  for (const std::shared_ptr<Module>& module : modules_) copy->push_back(module->clone());
+  copy->training_ = training_;
+  return copy;
+}
+
+std::shared_ptr<Module> ModuleDictImpl::clone() const {
+  auto copy = std::make_shared<ModuleDictImpl>();
+  for (const auto& [key, module] : modules_) copy->insert(key, module->clone());
+  copy->training_ = training_;
+  return copy;
+}
+
+}  // namespace xg::nn

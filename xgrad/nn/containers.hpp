@@ -15,7 +15,9 @@ class AnyModule {
   AnyModule() = default;
   template <class M, class = std::enable_if_t<std::is_base_of_v<Module, M>>>
   AnyModule(std::shared_ptr<M> module)  // NOLINT: implicit, as torch::nn::AnyModule
-      : module_(module), forward_([raw = module.get()](const Tensor& x) { return Tensor(module_detail::call_forward(*raw, x)); }) {}
+      : module_(module),
+        forward_([raw = module.get()](const Tensor& x) { return Tensor(module_detail::call_forward(*raw, x)); }),
+        rebind_([](const std::shared_ptr<Module>& m) { return AnyModule(std::static_pointer_cast<M>(m)); }) {}
   template <class Impl>
   AnyModule(const ModuleHolder<Impl>& holder) : AnyModule(holder.ptr()) {}  // NOLINT
   Tensor forward(const Tensor& x) const {
@@ -48,10 +50,16 @@ class AnyModule {
     return *ptr<T>();
   }
   bool is_empty() const { return module_ == nullptr; }
+  /// An AnyModule holding a clone of the held module (libtorch's AnyModule::clone).
+  AnyModule clone() const {
+    XG_CHECK(module_ != nullptr, "AnyModule::clone: the AnyModule is empty");
+    return rebind_(module_->clone());
+  }
 
  private:
   std::shared_ptr<Module> module_;
   std::function<Tensor(const Tensor&)> forward_;
+  std::function<AnyModule(const std::shared_ptr<Module>&)> rebind_;  // the typed constructor, for clone()
 };
 
 /// A function of one tensor as a module: Functional(xg::relu), Functional([](Tensor x) { ... }).
@@ -63,6 +71,7 @@ class FunctionalImpl : public Module {
   FunctionalImpl(F function, Bound... bound)
       : FunctionalImpl(std::function<Tensor(const Tensor&)>([function, bound...](const Tensor& x) { return function(x, bound...); })) {}
   Tensor forward(const Tensor& x) { return function_(x); }
+  std::shared_ptr<Module> clone() const override;
 
  private:
   std::function<Tensor(const Tensor&)> function_;
@@ -73,6 +82,8 @@ XG_MODULE(Functional);
 class SequentialImpl : public Module {
  public:
   SequentialImpl() : Module("Sequential") {}
+  /// Clones every entry (each its own deep copy), keeping names and order.
+  std::shared_ptr<Module> clone() const override;
   template <class... Modules, class = std::enable_if_t<(sizeof...(Modules) > 0)>>
   explicit SequentialImpl(Modules&&... modules) : Module("Sequential") {
     (push_back(AnyModule(std::forward<Modules>(modules))), ...);
@@ -121,6 +132,8 @@ XG_MODULE(Sequential);
 class ModuleListImpl : public Module {
  public:
   ModuleListImpl() : Module("ModuleList") {}
+  /// Clones every entry (each its own deep copy), keeping names and order.
+  std::shared_ptr<Module> clone() const override;
   template <class... Modules, class = std::enable_if_t<(sizeof...(Modules) > 0)>>
   explicit ModuleListImpl(Modules&&... modules) : Module("ModuleList") {
     (push_back(as_module(std::forward<Modules>(modules))), ...);
@@ -156,6 +169,8 @@ XG_MODULE(ModuleList);
 class ModuleDictImpl : public Module {
  public:
   ModuleDictImpl() : Module("ModuleDict") {}
+  /// Clones every entry (each its own deep copy), keeping names and order.
+  std::shared_ptr<Module> clone() const override;
   void insert(const std::string& key, std::shared_ptr<Module> module);
   template <class Impl>
   void insert(const std::string& key, const ModuleHolder<Impl>& holder) {

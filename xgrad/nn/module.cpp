@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <typeindex>
 #include <typeinfo>
+#include <unordered_map>
 
 #include "xgrad/autograd/grad_mode.hpp"
 
@@ -306,6 +308,66 @@ std::string Module::to_string() const {
 std::ostream& operator<<(std::ostream& out, const Module& module) {
   module.pretty_print(out);
   return out;
+}
+
+}  // namespace xg::nn
+
+// ---- clone ------------------------------------------------------------------------------------------
+namespace xg::nn {
+
+namespace {
+std::unordered_map<std::type_index, module_detail::Cloner>& cloners() {
+  static std::unordered_map<std::type_index, module_detail::Cloner> registry;  // filled during static initialisation
+  return registry;
+}
+}  // namespace
+
+bool module_detail::register_cloner(const std::type_info& type, Cloner cloner) {
+  cloners()[std::type_index(type)] = cloner;
+  return true;
+}
+
+std::shared_ptr<Module> Module::clone() const {
+  auto found = cloners().find(std::type_index(typeid(*this)));
+  XG_CHECK(found != cloners().end(),
+           "clone: {} cannot be cloned: its constructor needs arguments that xgrad cannot recover (no `options` member "
+           "to construct it from). Derive it from nn::Cloneable<{}Impl> instead of nn::Module and define reset(), as in "
+           "libtorch",
+           name(), name());
+  return found->second(*this);
+}
+
+void Module::copy_state_from(const Module& source) {
+  NoGradGuard no_grad;
+  // Match dtypes first: load_state_dict would silently cast the values to this module's dtype.
+  const OrderedDict<Tensor> theirs = source.state_dict();
+  std::optional<Dtype> floating;
+  for (const auto& [key, tensor] : theirs) {
+    if (!tensor.defined() || !tensor.is_floating_point()) continue;
+    XG_CHECK(!floating || *floating == tensor.dtype(), "clone: {} holds floating tensors of two dtypes ({} and {}, at '{}'); cannot copy",
+             source.name(), *floating, tensor.dtype(), key);
+    floating = tensor.dtype();
+  }
+  if (floating) to(*floating);
+  try {
+    load_state_dict(theirs, /*strict=*/true);
+  } catch (const Error& e) {
+    XG_ERROR("clone: the copy of {} does not have the original's structure (was it changed after construction?): {}", source.name(),
+             e.what());
+  }
+  const OrderedDict<Tensor> own_parameters = named_parameters();
+  for (const auto& [key, tensor] : source.named_parameters())
+    if (const Tensor* mine = own_parameters.find(key); mine != nullptr && mine->defined() && tensor.defined()) {
+      Tensor handle = *mine;  // shares the parameter
+      handle.requires_grad_(tensor.requires_grad());
+    }
+  // Training mode, module by module (a frozen BatchNorm in eval inside a training model stays so).
+  std::function<void(Module&, const Module&)> copy_modes = [&](Module& mine, const Module& other) {
+    mine.training_ = other.training_;
+    for (const auto& [key, child] : other.children_)
+      if (auto* own_child = mine.children_.find(key)) copy_modes(**own_child, *child);
+  };
+  copy_modes(*this, source);
 }
 
 }  // namespace xg::nn

@@ -9,6 +9,7 @@
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -176,6 +177,18 @@ class Module : public std::enable_shared_from_this<Module> {
   /// xg::Error: this module has hooks but its forward is not tensors -> tensor.
   [[noreturn]] void reject_hooks(const char* why) const;
 
+  /// A deep copy, as libtorch's clone(): the same configuration with parameters and buffers of its own
+  /// holding copies of this module's values (and their dtype and requires_grad flags), submodules cloned
+  /// likewise, the same training mode; gradients and hooks are not copied. Built-in layers and
+  /// containers clone, and so does a module of your own that is default-constructible or constructible
+  /// from its `options` member (its constructor builds the same structure); otherwise derive from
+  /// nn::Cloneable<YourImpl> and define reset(), as in libtorch. Else xg::Error.
+  virtual std::shared_ptr<Module> clone() const;
+  /// Copies the values, dtype and requires_grad flags of `source`'s parameters and buffers and the
+  /// training mode of it and its submodules into this module, which must have the same structure
+  /// (names and shapes); xg::Error naming the difference otherwise. clone() uses it.
+  void copy_state_from(const Module& source);
+
   /// Training mode on/off for this module and all descendants (Dropout, BatchNorm look at it).
   virtual void train(bool on = true);
   void eval() { train(false); }
@@ -204,6 +217,9 @@ class Module : public std::enable_shared_from_this<Module> {
   std::string to_string() const;
 
  protected:
+  struct CloneTag {};
+  /// For Cloneable: copies the type name and training mode only; reset() registers everything anew.
+  Module(const Module& other, CloneTag) : std::enable_shared_from_this<Module>(), type_name_(other.type_name_), training_(other.training_) {}
   bool training_ = true;
 
  private:
@@ -304,12 +320,68 @@ std::ostream& operator<<(std::ostream& out, const ModuleHolder<Impl>& holder) {
   return out << *holder;
 }
 
-/// XG_MODULE(Linear) defines the holder `Linear` for `LinearImpl`, like TORCH_MODULE.
-#define XG_MODULE(Name)                               \
-  class Name : public ::xg::nn::ModuleHolder<Name##Impl> { \
-   public:                                            \
-    using ::xg::nn::ModuleHolder<Name##Impl>::ModuleHolder; \
+/// libtorch's Cloneable: derive a module from nn::Cloneable<Self> (instead of nn::Module) and define
+/// reset(), which registers every parameter, buffer and submodule (call it from the constructor too);
+/// clone() copy-constructs Self (plain members such as sizes are copied), calls reset() on the copy and
+/// copies the values over. reset() must also reassign the holders it keeps (`fc = register_module(...)`),
+/// or the copy's members would still point at the original's submodules -- as in libtorch.
+template <class Derived>
+class Cloneable : public Module {
+ public:
+  using Module::Module;
+  virtual void reset() = 0;
+  std::shared_ptr<Module> clone() const override {
+    auto copy = std::make_shared<Derived>(static_cast<const Derived&>(*this));
+    copy->reset();
+    copy->copy_state_from(*this);
+    return copy;
   }
+
+ protected:
+  Cloneable(const Cloneable& other) : Module(other, CloneTag{}) {}
+};
+
+namespace module_detail {
+using Cloner = std::shared_ptr<Module> (*)(const Module&);
+/// Records how to clone modules of dynamic type `type` (Module::clone() looks it up).
+bool register_cloner(const std::type_info& type, Cloner cloner);
+
+template <class Impl, class = void>
+struct has_options : std::false_type {};
+template <class Impl>
+struct has_options<Impl, std::void_t<decltype(std::declval<const Impl&>().options)>>
+    : std::is_constructible<Impl, const decltype(std::declval<const Impl&>().options)&> {};
+
+/// A cloner for Impl when its constructor alone rebuilds its structure: from its options member, or by
+/// default construction; nothing is registered otherwise (clone() then asks for Cloneable).
+template <class Impl>
+bool register_cloner_for() {
+  if constexpr (has_options<Impl>::value) {
+    return register_cloner(typeid(Impl), [](const Module& self) -> std::shared_ptr<Module> {
+      auto copy = std::make_shared<Impl>(static_cast<const Impl&>(self).options);
+      copy->copy_state_from(self);
+      return copy;
+    });
+  } else if constexpr (std::is_default_constructible_v<Impl>) {
+    return register_cloner(typeid(Impl), [](const Module& self) -> std::shared_ptr<Module> {
+      auto copy = std::make_shared<Impl>();
+      copy->copy_state_from(self);
+      return copy;
+    });
+  } else {
+    return false;
+  }
+}
+}  // namespace module_detail
+
+/// XG_MODULE(Linear) defines the holder `Linear` for `LinearImpl`, like TORCH_MODULE (at namespace scope),
+/// and records how LinearImpl clones (see Module::clone).
+#define XG_MODULE(Name)                                                                              \
+  class Name : public ::xg::nn::ModuleHolder<Name##Impl> {                                             \
+   public:                                                                                           \
+    using ::xg::nn::ModuleHolder<Name##Impl>::ModuleHolder;                                            \
+  };                                                                                                 \
+  [[maybe_unused]] inline const bool xg_module_cloner_registered_##Name = ::xg::nn::module_detail::register_cloner_for<Name##Impl>()
 
 // ---- OrderedDict definitions ------------------------------------------------------------------
 template <class V>
