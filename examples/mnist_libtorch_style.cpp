@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/mnist_digits.hpp"
+#include "common/training.hpp"
 
 namespace F = xg::nn::functional;
 
@@ -104,18 +105,19 @@ double test(Net& model, DataLoader& data_loader, size_t dataset_size) {
 }
 
 int main(int argc, char** argv) {
-  size_t kNumberOfEpochs = 10;
-  size_t workers = 0;
-  double min_accuracy = 0;
-  CLI::App app{"PyTorch's C++ MNIST example, ported to xgrad"};
-  app.add_option("data_root", kDataRoot, "MNIST directory (default: where scripts/get_mnist.sh puts the digits)");
-  app.add_option("--epochs", kNumberOfEpochs, "epochs to train")->check(CLI::PositiveNumber);
-  app.add_option("--workers", workers, "data loader worker threads");
-  app.add_option("--min-accuracy", min_accuracy, "exit with status 1 when the final test accuracy is lower");
-  CLI11_PARSE(app, argc, argv);
-  if (kDataRoot.empty()) kDataRoot = book::default_mnist_digits_dir();
+  // training::run_main turns any exception into one "error:" line and exit code 1 (every example's main).
+  return training::run_main(argc, argv, [](int argc, char** argv) {
+    size_t kNumberOfEpochs = 10;
+    size_t workers = 0;
+    double min_accuracy = 0;
+    CLI::App app{"PyTorch's C++ MNIST example, ported to xgrad"};
+    app.add_option("data_root", kDataRoot, "MNIST directory (default: where scripts/get_mnist.sh puts the digits)");
+    app.add_option("--epochs", kNumberOfEpochs, "epochs to train")->check(CLI::PositiveNumber);
+    app.add_option("--workers", workers, "data loader worker threads")->check(CLI::Range(0, 64));
+    app.add_option("--min-accuracy", min_accuracy, "exit with status 1 when the final test accuracy is lower");
+    CLI11_PARSE(app, argc, argv);
+    if (kDataRoot.empty()) kDataRoot = book::default_mnist_digits_dir();
 
-  try {
     xg::manual_seed(1);
 
     Net model;
@@ -144,9 +146,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "mnist_libtorch_style: test accuracy %.3f is below --min-accuracy %.3f\n", accuracy, min_accuracy);
       return 1;
     }
-  } catch (const xg::Error& error) {
-    std::fprintf(stderr, "mnist_libtorch_style: %s\n(the digits come from: bash scripts/get_mnist.sh)\n", error.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }
