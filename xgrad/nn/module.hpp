@@ -219,7 +219,7 @@ class Module : public std::enable_shared_from_this<Module> {
  protected:
   struct CloneTag {};
   /// For Cloneable: copies the type name and training mode only; reset() registers everything anew.
-  Module(const Module& other, CloneTag) : std::enable_shared_from_this<Module>(), type_name_(other.type_name_), training_(other.training_) {}
+  Module(const Module& other, CloneTag) : std::enable_shared_from_this<Module>(), training_(other.training_), type_name_(other.type_name_) {}
   bool training_ = true;
 
  private:
