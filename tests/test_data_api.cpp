@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <numeric>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -435,9 +437,6 @@ TEST_CASE("make_data_loader: timeout, options and join", "[data][api][loader]") 
   CHECK_THROWS_WITH(data::make_data_loader(dataset, data::DataLoaderOptions(2).shuffle(true)), Contains("shuffle and sampler"));
   CHECK_THROWS_WITH(data::make_data_loader(dataset, data::DataLoaderOptions(2).max_jobs(2)), Contains("max_jobs needs workers"));
   CHECK_THROWS_WITH(data::make_data_loader(dataset, data::DataLoaderOptions(2).workers(1).max_jobs(0)), Contains("max_jobs must be positive"));
-  // The classic loader rejects make_data_loader's options instead of ignoring them.
-  auto classic = std::make_shared<data::TensorDataset>(zeros({4, 1}), arange(4));
-  CHECK_THROWS_WITH(data::DataLoader(classic, data::DataLoaderOptions(2).workers(2)), Contains("options of make_data_loader"));
 
   data::DataLoaderOptions options = data::DataLoaderOptions().batch_size(64).workers(2).drop_last(true);
   CHECK(options.batch_size() == 64);
@@ -451,4 +450,123 @@ TEST_CASE("make_data_loader: timeout, options and join", "[data][api][loader]") 
   CHECK(targets_of(*it) == std::vector<int64_t>{0, 1});
   joined->join();
   CHECK_THROWS_WITH(joined->begin(), Contains("after join()"));
+}
+
+namespace {
+/// A classic dataset whose example 5 cannot be read.
+struct ClassicFailing : data::TensorDataset {
+  ClassicFailing() : data::TensorDataset(zeros({8, 1}), arange(8)) {}
+  data::Example<> get_batch(const std::vector<int64_t>& indices) const override {
+    for (int64_t i : indices) XG_CHECK(i != 5, "ClassicFailing: example {} is unreadable", i);
+    return data::TensorDataset::get_batch(indices);
+  }
+};
+
+/// Every epoch of a classic loader, as (targets, data) per batch.
+std::vector<std::pair<std::vector<int64_t>, std::vector<double>>> run_epochs(data::DataLoader& loader, int epochs) {
+  std::vector<std::pair<std::vector<int64_t>, std::vector<double>>> out;
+  for (int e = 0; e < epochs; ++e)
+    for (const auto& batch : loader) {
+      Tensor data = batch.data.to(kFloat64).contiguous();
+      out.emplace_back(targets_of(batch), std::vector<double>(data.data_ptr<double>(), data.data_ptr<double>() + data.numel()));
+    }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the classic DataLoader is make_data_loader underneath: workers, same batches, resume", "[data][api][loader]") {
+  auto dataset = std::make_shared<data::TensorDataset>(arange(0, 10, 1, kFloat32).reshape({10, 1}), arange(10));
+  // A random transform: adds a draw of the batch's generator to every element.
+  data::BatchTransform jitter = [](const Tensor& x, std::mt19937_64& g) {
+    return add(x, full({}, static_cast<double>(g() % 1000) / 1000.0, x.dtype()));
+  };
+  auto options = [] { return data::DataLoaderOptions(4).shuffle(true).seed(5); };
+
+  // The order and seeds are the documented recipe: Fisher-Yates with generator() % (i + 1) over
+  // 0..N-1 from std::mt19937_64(seed), then one transform seed per batch; the transform's generator is
+  // std::mt19937_64(batch seed).
+  std::mt19937_64 reference(5);
+  std::vector<int64_t> order(10);
+  std::iota(order.begin(), order.end(), int64_t{0});
+  for (int64_t i = 9; i > 0; --i) std::swap(order[i], order[reference() % static_cast<uint64_t>(i + 1)]);
+  std::vector<uint64_t> seeds(3);
+  for (uint64_t& seed : seeds) seed = reference();
+
+  data::DataLoader on_caller(dataset, options().prefetch(false), jitter);
+  const auto expected = run_epochs(on_caller, 2);
+  REQUIRE(expected.size() == 6);
+  for (size_t b = 0; b < 3; ++b) {
+    std::vector<int64_t> want(order.begin() + 4 * b, order.begin() + std::min<size_t>(10, 4 * b + 4));
+    CHECK(expected[b].first == want);
+    std::mt19937_64 g(seeds[b]);
+    const double shift = static_cast<double>(static_cast<float>(static_cast<double>(g() % 1000) / 1000.0));
+    for (size_t k = 0; k < want.size(); ++k) CHECK(expected[b].second[k] == static_cast<double>(static_cast<float>(want[k] + shift)));
+  }
+  std::set<int64_t> second_epoch;
+  for (size_t b = 3; b < 6; ++b) second_epoch.insert(expected[b].first.begin(), expected[b].first.end());
+  CHECK(second_epoch.size() == 10);
+
+  // Prefetching and worker threads make the same batches.
+  data::DataLoader prefetching(dataset, options(), jitter);
+  CHECK(run_epochs(prefetching, 2) == expected);
+  data::DataLoader threaded(dataset, options().workers(3), jitter);
+  CHECK(run_epochs(threaded, 2) == expected);
+  data::DataLoader few_jobs(dataset, options().workers(2).max_jobs(1), jitter);
+  CHECK(run_epochs(few_jobs, 2) == expected);
+  data::DataLoader unordered(dataset, options().workers(2).enforce_ordering(false), jitter);
+  auto any_order = run_epochs(unordered, 2);
+  CHECK(std::is_permutation(any_order.begin(), any_order.begin() + 3, expected.begin()));
+
+  // Resume: the state after epoch 1, given to a loader with another seed, continues with epoch 2.
+  data::DataLoader first(dataset, options().workers(2), jitter);
+  run_epochs(first, 1);
+  data::DataLoader resumed(dataset, data::DataLoaderOptions(4).shuffle(true).seed(99).workers(2), jitter);
+  resumed.set_generator_state(first.generator_state());
+  CHECK(run_epochs(resumed, 1) == std::vector<std::pair<std::vector<int64_t>, std::vector<double>>>(expected.begin() + 3, expected.end()));
+
+  // A dataset error on a worker reaches the loop as xg::Error.
+  data::DataLoader failing(std::make_shared<ClassicFailing>(), data::DataLoaderOptions(2).workers(2));
+  auto iterate = [&] {
+    for (const auto& batch : failing) (void)batch;
+  };
+  CHECK_THROWS_AS(iterate(), Error);
+  CHECK_THROWS_WITH(iterate(), Contains("example 5 is unreadable"));
+  CHECK_THROWS_WITH(data::DataLoader(dataset, data::DataLoaderOptions(2).max_jobs(2)), Contains("DataLoader: max_jobs needs workers"));
+  CHECK_THROWS_WITH(data::DataLoader(dataset, data::DataLoaderOptions(2).workers(1).timeout(std::chrono::milliseconds(0))),
+                    Contains("DataLoader: timeout must be positive"));
+}
+
+TEST_CASE("SharedBatchDataset: one dataset shared by the workers; classic datasets in make_data_loader", "[data][api][loader]") {
+  auto shared = datasets::make_shared_dataset<data::TensorDataset>(arange(0, 20, 1, kFloat32).reshape({10, 2}), arange(10));
+  CHECK(shared.size() == std::optional<size_t>(10));
+  CHECK(shared->size() == 10);  // the classic dataset behind it
+  auto loader = data::make_data_loader<samplers::SequentialSampler>(shared, data::DataLoaderOptions(3).workers(2));
+  std::vector<int64_t> seen;
+  for (auto& batch : *loader) {
+    CHECK(batch.data.sizes() == Shape{std::min<int64_t>(3, 10 - static_cast<int64_t>(seen.size())), 2});
+    for (int64_t t : targets_of(batch)) {
+      // row t of the data is [2t, 2t + 1]
+      CHECK(batch.data[static_cast<int64_t>(seen.size()) % 3][0].item<float>() == 2.0f * static_cast<float>(t));
+      seen.push_back(t);
+    }
+  }
+  CHECK(seen == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+
+  // A split of a classic dataset, through a pointer to const.
+  auto parts = data::random_split(std::make_shared<data::TensorDataset>(zeros({6, 1}), arange(6)), {4, 2}, 3);
+  datasets::SharedBatchDataset<const data::Dataset> part(parts[1]);
+  std::multiset<int64_t> from_loader;
+  auto part_loader = data::make_data_loader<samplers::RandomSampler>(part, 1);
+  for (auto& batch : *part_loader) {
+    auto t = targets_of(batch);
+    from_loader.insert(t.begin(), t.end());
+  }
+  CHECK(from_loader == std::multiset<int64_t>(parts[1]->indices().begin(), parts[1]->indices().end()));
+
+  // A libtorch-style dataset shared instead of copied: the workers see one object.
+  auto numbers = datasets::make_shared_dataset<Numbers>(5);
+  CHECK(numbers.size() == std::optional<size_t>(5));
+  auto stacked = data::make_data_loader<samplers::SequentialSampler>(numbers.map(transforms::Stack<>()), data::DataLoaderOptions(5).workers(2));
+  for (auto& batch : *stacked) CHECK(targets_of(batch) == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK_THROWS_WITH(datasets::SharedBatchDataset<data::TensorDataset>(nullptr), Contains("SharedBatchDataset") && Contains("null"));
 }

@@ -1,7 +1,7 @@
 #pragma once
 /// DataLoaderOptions: the options of both loaders, libtorch's (batch_size, workers, max_jobs, timeout,
-/// enforce_ordering, drop_last) and those of the classic xg::data::DataLoader (shuffle, prefetch, seed,
-/// sampler). Each option has a setter, options.batch_size(64), and a getter, options.batch_size().
+/// enforce_ordering, drop_last, which the classic xg::data::DataLoader takes too) and the classic
+/// loader's own (shuffle, prefetch, sampler: with make_data_loader the sampler is a template argument). Each option has a setter, options.batch_size(64), and a getter, options.batch_size().
 /// Implicit from a batch size, so make_data_loader(dataset, 64) reads as in libtorch.
 #include <chrono>
 #include <cstddef>
@@ -16,7 +16,7 @@ class Sampler;
 struct DataLoaderOptions {
   int64_t batch_size_ = 1;
   bool drop_last_ = false;
-  // make_data_loader's
+  // How batches are made (both loaders)
   size_t workers_ = 0;
   std::optional<size_t> max_jobs_;
   std::optional<std::chrono::milliseconds> timeout_;
@@ -36,16 +36,17 @@ struct DataLoaderOptions {
   /// Leave out the last batch when it is smaller than batch_size.
   DataLoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
   bool drop_last() const { return drop_last_; }
-  /// make_data_loader: threads preparing batches in parallel (0: on the calling thread, when asked).
+  /// Threads preparing batches in parallel (0: make_data_loader makes each batch on the calling thread when
+  /// asked; the classic DataLoader prefetches on one background thread unless prefetch(false)).
   DataLoaderOptions& workers(size_t v) { workers_ = v; return *this; }
   size_t workers() const { return workers_; }
-  /// make_data_loader: batches in preparation or waiting at most (default 2 * workers).
+  /// With workers: batches in preparation or waiting at most (default 2 * workers).
   DataLoaderOptions& max_jobs(size_t v) { max_jobs_ = v; return *this; }
   const std::optional<size_t>& max_jobs() const { return max_jobs_; }
-  /// make_data_loader: how long to wait for a worker's batch before xg::Error (default: forever).
+  /// How long to wait for a worker's batch before xg::Error (default: forever).
   DataLoaderOptions& timeout(std::chrono::milliseconds v) { timeout_ = v; return *this; }
   const std::optional<std::chrono::milliseconds>& timeout() const { return timeout_; }
-  /// make_data_loader: hand out batches in the sampler's order (default); false: as workers finish them.
+  /// Hand out batches in the sampler's order (default); false: as workers finish them.
   DataLoaderOptions& enforce_ordering(bool v) { enforce_ordering_ = v; return *this; }
   bool enforce_ordering() const { return enforce_ordering_; }
   /// Seed of the loader's generator; without one it is drawn from xg's global generator (so
@@ -55,7 +56,7 @@ struct DataLoaderOptions {
   /// DataLoader: reshuffle the examples every epoch (make_data_loader: choose samplers::RandomSampler).
   DataLoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
   bool shuffle() const { return shuffle_; }
-  /// DataLoader: prepare the next batch on a background thread (default on).
+  /// DataLoader without workers: prepare the next batch on a background thread (default on).
   DataLoaderOptions& prefetch(bool v) { prefetch_ = v; return *this; }
   bool prefetch() const { return prefetch_; }
   /// DataLoader: take each epoch's indices from a sampler (e.g. DistributedSampler) instead of 0..N-1

@@ -5,6 +5,9 @@
 ///   StreamDataset<Self, Batch>               a BatchDataset asked for "the next N examples" (samplers::StreamSampler)
 ///   MapDataset                               dataset.map(transform): the transform's apply_batch over get_batch
 ///   MNIST, TensorDataset                     ready-made datasets
+///   SharedBatchDataset / make_shared_dataset one dataset object shared by a loader's workers; also how a
+///                                            classic xg::data::Dataset (TensorDataset(data, targets),
+///                                            CSVDataset, Subset, ...) goes into make_data_loader
 /// Datasets are values: map() copies or moves its source, and a loader with workers gives each worker a
 /// copy (tensors inside share their storage), so a dataset must be copyable and get() may keep state.
 #include <cstddef>
@@ -15,8 +18,12 @@
 #include <utility>
 #include <vector>
 
+#include <memory>
+
 #include "xgrad/autograd/array_ref.hpp"
+#include "xgrad/autograd/error.hpp"
 #include "xgrad/autograd/tensor.hpp"
+#include "xgrad/data/dataset.hpp"
 #include "xgrad/data/example.hpp"
 
 namespace xg::data::datasets {
@@ -127,5 +134,67 @@ class MNIST : public Dataset<MNIST> {
   Tensor images_, targets_;
   bool train_;
 };
+
+namespace detail {
+template <class Underlying, bool Classic = std::is_base_of_v<::xg::data::Dataset, std::remove_const_t<Underlying>>>
+struct SharedBatchTypes {
+  using Batch = typename Underlying::BatchType;
+  using Request = typename Underlying::BatchRequestType;
+};
+/// A classic dataset's batch is one stacked Example<> and its request a list of indices.
+template <class Underlying>
+struct SharedBatchTypes<Underlying, true> {
+  using Batch = Example<>;
+  using Request = ArrayRef<size_t>;
+};
+}  // namespace detail
+
+/// libtorch's SharedBatchDataset: a dataset held by shared_ptr, so the workers of a loader share one object
+/// (and its state) instead of each copying it; dereference it to reach the dataset. Its get_batch may run on
+/// several workers at once. It also adapts a classic xg::data::Dataset (const or not) to this design:
+///   auto dataset = datasets::make_shared_dataset<data::TensorDataset>(features, labels);
+///   auto loader = make_data_loader(dataset, DataLoaderOptions(64).workers(2));   // batches are Example<>
+template <class UnderlyingDataset>
+class SharedBatchDataset
+    : public BatchDataset<SharedBatchDataset<UnderlyingDataset>, typename detail::SharedBatchTypes<UnderlyingDataset>::Batch,
+                          typename detail::SharedBatchTypes<UnderlyingDataset>::Request> {
+  static constexpr bool kClassic = std::is_base_of_v<::xg::data::Dataset, std::remove_const_t<UnderlyingDataset>>;
+
+ public:
+  using BatchType = typename detail::SharedBatchTypes<UnderlyingDataset>::Batch;
+  using BatchRequestType = typename detail::SharedBatchTypes<UnderlyingDataset>::Request;
+  using UnderlyingDatasetType = UnderlyingDataset;
+
+  /* implicit */ SharedBatchDataset(std::shared_ptr<UnderlyingDataset> dataset) : dataset_(std::move(dataset)) {
+    XG_CHECK(dataset_ != nullptr, "SharedBatchDataset: the dataset is null");
+  }
+  BatchType get_batch(BatchRequestType request) override {
+    if constexpr (kClassic) {
+      return dataset_->get_batch(std::vector<int64_t>(request.begin(), request.end()));  // checks the range
+    } else {
+      return dataset_->get_batch(std::move(request));
+    }
+  }
+  std::optional<size_t> size() const override {
+    if constexpr (kClassic) {
+      return static_cast<size_t>(dataset_->size());
+    } else {
+      return dataset_->size();
+    }
+  }
+  UnderlyingDataset& operator*() { return *dataset_; }
+  const UnderlyingDataset& operator*() const { return *dataset_; }
+  UnderlyingDataset* operator->() { return dataset_.get(); }
+  const UnderlyingDataset* operator->() const { return dataset_.get(); }
+
+ private:
+  std::shared_ptr<UnderlyingDataset> dataset_;
+};
+
+/// A SharedBatchDataset holding a UnderlyingDataset made from `args`.
+template <class UnderlyingDataset, class... Args>
+SharedBatchDataset<UnderlyingDataset> make_shared_dataset(Args&&... args) {
+  return SharedBatchDataset<UnderlyingDataset>(std::make_shared<UnderlyingDataset>(std::forward<Args>(args)...));
+}
 
 }  // namespace xg::data::datasets

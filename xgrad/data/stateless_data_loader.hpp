@@ -153,6 +153,7 @@ class StatelessDataLoader {
   }
   const DataLoaderOptions& options() const noexcept { return options_; }
   Sampler& sampler() noexcept { return sampler_; }
+  const Sampler& sampler() const noexcept { return sampler_; }
 
  private:
   std::optional<BatchRequestType> next_request() {
