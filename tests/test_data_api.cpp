@@ -570,3 +570,45 @@ TEST_CASE("SharedBatchDataset: one dataset shared by the workers; classic datase
   for (auto& batch : *stacked) CHECK(targets_of(batch) == std::vector<int64_t>{0, 1, 2, 3, 4});
   CHECK_THROWS_WITH(datasets::SharedBatchDataset<data::TensorDataset>(nullptr), Contains("SharedBatchDataset") && Contains("null"));
 }
+
+TEST_CASE("make_data_loader resumes at an epoch boundary: loader generator and xg's global generator", "[data][api][loader]") {
+  // A random transform (draws batch_generator()) over a RandomSampler (draws xg's global generator).
+  auto make_loader = [](uint64_t seed) {
+    auto jittered = Numbers(9)
+                        .map(transforms::TensorLambda<>([](Tensor x) {
+                          return add(x, full({}, static_cast<double>(data::batch_generator()() % 1000), x.dtype()));
+                        }))
+                        .map(transforms::Stack<>());
+    return data::make_data_loader<samplers::RandomSampler>(std::move(jittered), data::DataLoaderOptions(4).workers(2).seed(seed));
+  };
+  auto epoch = [](auto& loader) {
+    std::vector<std::vector<double>> batches;
+    for (auto& batch : *loader) {
+      Tensor d = batch.data.contiguous();
+      batches.emplace_back(d.data_ptr<float>(), d.data_ptr<float>() + d.numel());
+    }
+    return batches;
+  };
+  manual_seed(21);
+  auto uninterrupted = make_loader(3);
+  epoch(uninterrupted);
+  const auto second = epoch(uninterrupted);
+
+  manual_seed(21);
+  auto first_run = make_loader(3);
+  epoch(first_run);
+  const std::string loader_state = first_run->generator_state(), global_state = random::get_state();
+
+  manual_seed(77);
+  auto resumed = make_loader(8);
+  resumed->set_generator_state(loader_state);
+  random::set_state(global_state);
+  CHECK(epoch(resumed) == second);
+
+  // The test has teeth: without the loader's state the transforms draw other values.
+  manual_seed(77);
+  auto half_restored = make_loader(8);
+  random::set_state(global_state);
+  CHECK(epoch(half_restored) != second);
+  CHECK_THROWS_WITH(resumed->set_generator_state("not a state"), Contains("make_data_loader") && Contains("generator state"));
+}

@@ -1,7 +1,6 @@
 #include "xgrad/data/dataloader.hpp"
 
 #include <numeric>
-#include <sstream>
 
 #include "xgrad/autograd/random.hpp"
 #include "xgrad/data/batch_generator.hpp"
@@ -105,18 +104,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
 
 int64_t DataLoader::size() const { return loader_->sampler().batches(); }
 
-std::string DataLoader::generator_state() const {
-  std::ostringstream out;
-  out << loader_->sampler().generator();
-  return out.str();
-}
+std::string DataLoader::generator_state() const { return detail::generator_to_string(loader_->sampler().generator()); }
 
 void DataLoader::set_generator_state(const std::string& state) {
-  std::istringstream in(state);
-  std::mt19937_64 restored;
-  in >> restored;
-  XG_CHECK(!in.fail(), "DataLoader: the generator state string is not valid");
-  loader_->sampler().generator() = restored;
+  loader_->sampler().generator() = detail::generator_from_string(state, "DataLoader");
 }
 
 DataLoader::Iterator DataLoader::begin() { return loader_->begin(); }

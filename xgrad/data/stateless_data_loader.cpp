@@ -4,6 +4,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <system_error>
 #include <thread>
 
@@ -126,6 +127,20 @@ uint64_t loader_seed(const DataLoaderOptions& options) {
   if (options.seed_) return *options.seed_;
   auto lock = random::lock_generator();
   return random::generator()();
+}
+
+std::string generator_to_string(const std::mt19937_64& generator) {
+  std::ostringstream out;
+  out << generator;
+  return out.str();
+}
+
+std::mt19937_64 generator_from_string(const std::string& state, const char* loader) {
+  std::istringstream in(state);
+  std::mt19937_64 restored;
+  in >> restored;
+  XG_CHECK(!in.fail(), "{}: the generator state string is not valid (expected the text of generator_state())", loader);
+  return restored;
 }
 
 void rethrow_worker_error(const std::exception_ptr& error, uint64_t sequence) {

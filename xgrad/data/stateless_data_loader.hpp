@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -71,6 +72,9 @@ class LoaderWorkers {
 void check_loader_options(const DataLoaderOptions& options);
 /// The loader generator's first state: options.seed or a draw from xg's global generator.
 uint64_t loader_seed(const DataLoaderOptions& options);
+/// A loader generator's state as text, and back (xg::Error naming `loader` for a string that is not one).
+std::string generator_to_string(const std::mt19937_64& generator);
+std::mt19937_64 generator_from_string(const std::string& state, const char* loader);
 /// Rethrows a worker's exception as xg::Error (an xg::Error as it is; anything else wrapped with its message).
 [[noreturn]] void rethrow_worker_error(const std::exception_ptr& error, uint64_t sequence);
 
@@ -152,6 +156,12 @@ class StatelessDataLoader {
     joined_ = true;
   }
   const DataLoaderOptions& options() const noexcept { return options_; }
+  /// The loader's generator (each batch's batch_generator() seed) as text. Saved at an epoch boundary
+  /// together with xg's global generator (RandomSampler draws each epoch's permutation from it; an
+  /// optim::Checkpoint saves it) and restored with set_generator_state, the epochs that follow are the
+  /// same as in an uninterrupted run.
+  std::string generator_state() const { return detail::generator_to_string(generator_); }
+  void set_generator_state(const std::string& state) { generator_ = detail::generator_from_string(state, "make_data_loader"); }
   Sampler& sampler() noexcept { return sampler_; }
   const Sampler& sampler() const noexcept { return sampler_; }
 
