@@ -1,7 +1,6 @@
 #include "xgrad/data/samplers.hpp"
 
 #include <algorithm>
-#include <numeric>
 #include <random>
 
 #include "xgrad/autograd/error.hpp"
@@ -10,14 +9,15 @@
 namespace xg::data::samplers {
 
 namespace {
-/// A request of min(batch_size, remaining) consecutive entries of `indices` from `index`; nullopt at the end.
-std::optional<std::vector<size_t>> take(const char* sampler, const std::vector<size_t>& indices, size_t& index, size_t end,
-                                        size_t batch_size) {
+/// The request of min(batch_size, end - index) positions from `index` on, each mapped to its dataset
+/// index by index_at; nullopt at the end.
+template <class IndexAt>
+std::optional<std::vector<size_t>> take(const char* sampler, size_t& index, size_t end, size_t batch_size, IndexAt index_at) {
   XG_CHECK(batch_size > 0, "{}::next: batch_size must be positive, got 0", sampler);
   if (index >= end) return std::nullopt;
-  const size_t n = std::min(batch_size, end - index);
-  std::vector<size_t> batch(indices.begin() + static_cast<std::ptrdiff_t>(index), indices.begin() + static_cast<std::ptrdiff_t>(index + n));
-  index += n;
+  std::vector<size_t> batch(std::min(batch_size, end - index));
+  for (size_t i = 0; i < batch.size(); ++i) batch[i] = index_at(index + i);
+  index += batch.size();
   return batch;
 }
 
@@ -45,7 +45,7 @@ void RandomSampler::reset(std::optional<size_t> new_size) {
 }
 
 std::optional<std::vector<size_t>> RandomSampler::next(size_t batch_size) {
-  return take("RandomSampler", indices_, index_, indices_.size(), batch_size);
+  return take("RandomSampler", index_, indices_.size(), batch_size, [&](size_t i) { return indices_[i]; });
 }
 
 SequentialSampler::SequentialSampler(size_t size) : size_(size) {}
@@ -56,12 +56,7 @@ void SequentialSampler::reset(std::optional<size_t> new_size) {
 }
 
 std::optional<std::vector<size_t>> SequentialSampler::next(size_t batch_size) {
-  XG_CHECK(batch_size > 0, "SequentialSampler::next: batch_size must be positive, got 0");
-  if (index_ >= size_) return std::nullopt;
-  std::vector<size_t> batch(std::min(batch_size, size_ - index_));
-  std::iota(batch.begin(), batch.end(), index_);
-  index_ += batch.size();
-  return batch;
+  return take("SequentialSampler", index_, size_, batch_size, [](size_t i) { return i; });
 }
 
 DistributedRandomSampler::DistributedRandomSampler(size_t size, size_t num_replicas, size_t rank, bool allow_duplicates)
@@ -90,7 +85,7 @@ void DistributedRandomSampler::reset(std::optional<size_t> new_size) {
 }
 
 std::optional<std::vector<size_t>> DistributedRandomSampler::next(size_t batch_size) {
-  return take("DistributedRandomSampler", all_indices_, sample_index_, end_index_, batch_size);
+  return take("DistributedRandomSampler", sample_index_, end_index_, batch_size, [&](size_t i) { return all_indices_[i]; });
 }
 
 DistributedSequentialSampler::DistributedSequentialSampler(size_t size, size_t num_replicas, size_t rank, bool allow_duplicates)
@@ -110,13 +105,8 @@ void DistributedSequentialSampler::reset(std::optional<size_t> new_size) {
 }
 
 std::optional<std::vector<size_t>> DistributedSequentialSampler::next(size_t batch_size) {
-  XG_CHECK(batch_size > 0, "DistributedSequentialSampler::next: batch_size must be positive, got 0");
-  if (sample_index_ >= end_index_) return std::nullopt;
-  std::vector<size_t> batch(std::min(batch_size, end_index_ - sample_index_));
   // Past the dataset's end (padding with duplicates) the indices wrap around to its start.
-  for (size_t i = 0; i < batch.size(); ++i) batch[i] = (sample_index_ + i) % size_;
-  sample_index_ += batch.size();
-  return batch;
+  return take("DistributedSequentialSampler", sample_index_, end_index_, batch_size, [&](size_t i) { return i % size_; });
 }
 
 void StreamSampler::reset(std::optional<size_t> new_size) {
