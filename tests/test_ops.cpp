@@ -20,6 +20,7 @@ using xg::Shape;
 using xg::Tensor;
 using xg::TensorList;
 namespace ag = xg::autograd;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -1800,4 +1801,141 @@ TEST_CASE("ops: int64 arithmetic, reductions and comparisons; int64 cannot requi
   CHECK_THROWS_AS(xg::tensor({1, 2}, {2}, xg::TensorOptions(xg::kInt64).requires_grad(true)), xg::Error);
   CHECK_NOTHROW(a.requires_grad_(false));
   CHECK_FALSE(a.requires_grad());
+}
+
+// =================================================================================================
+// Rearranging and combining: flip, roll, repeat, tile, tril, triu, outer, trace, lerp, cumsum,
+// linspace, logspace. Expected values are written out by hand from the definitions.
+// =================================================================================================
+
+TEST_CASE("ops: flip and roll", "[ops][compose]") {
+  const Tensor x = make({0, 1, 2, 3, 4, 5}, {2, 3});
+  check_values(xg::flip(x, {0}), {3, 4, 5, 0, 1, 2});
+  check_values(x.flip({0, 1}), {5, 4, 3, 2, 1, 0});
+  check_values(x.flip(-1), {2, 1, 0, 5, 4, 3});
+  Tensor same = x.flip({});
+  check_values(same, vals(x));
+  CHECK(same.data_ptr<double>() != x.data_ptr<double>());  // a copy even with nothing to flip
+  CHECK_THROWS_WITH(x.flip({0, -2}), Contains("flip") && Contains("multiple times"));
+  CHECK_THROWS_WITH(x.flip(2), Contains("flip") && Contains("dimension out of range"));
+
+  const Tensor v = make({0, 1, 2, 3, 4}, {5});
+  check_values(xg::roll(v, 2), {3, 4, 0, 1, 2});
+  check_values(v.roll(-1), {1, 2, 3, 4, 0});
+  check_values(v.roll(7), {3, 4, 0, 1, 2});  // 7 mod 5
+  check_values(make({0, 1, 2, 3}, {2, 2}).roll(1), {3, 0, 1, 2});  // no dims: the flattened tensor
+  check_values(x.roll({1, 1}, {0, 1}), {5, 3, 4, 2, 0, 1});
+  CHECK(x.roll(1).shape() == Shape{2, 3});
+  CHECK_THROWS_WITH(x.roll({1, 2}, {0}), Contains("roll") && Contains("2 shifts and 1 dims"));
+  CHECK_THROWS_WITH(x.roll({1, 2}), Contains("roll") && Contains("one shift"));
+
+  xg::manual_seed(41);
+  check_grads("flip", [](const TensorList& in) { return xg::flip(in[0], {0, 2}); }, {normal({2, 3, 4})});
+  check_grads("roll", [](const TensorList& in) { return xg::roll(in[0], {1, -2}, {1, 2}); }, {normal({2, 3, 4})});
+  check_grads("roll flattened", [](const TensorList& in) { return xg::roll(in[0], 5); }, {normal({2, 3})});
+}
+
+TEST_CASE("ops: repeat and tile", "[ops][compose]") {
+  const Tensor v = make({1, 2}, {2});
+  Tensor r = v.repeat({2, 2});
+  CHECK(r.shape() == Shape{2, 4});
+  check_values(r, {1, 2, 1, 2, 1, 2, 1, 2});
+  check_values(make({1, 2}, {2, 1}).repeat({1, 3}), {1, 1, 1, 2, 2, 2});
+  const Tensor x = make({0, 1, 2, 3, 4, 5}, {2, 3});
+  Tensor r3 = x.repeat({2, 1, 2});
+  CHECK(r3.shape() == Shape{2, 2, 6});
+  check_values(r3, {0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5, 0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5});
+  CHECK(x.repeat({0, 2}).shape() == Shape{0, 6});
+  CHECK_THROWS_WITH(x.repeat(2), Contains("repeat") && Contains("can not be smaller"));
+  CHECK_THROWS_WITH(x.repeat({1, -1}), Contains("repeat") && Contains("non-negative"));
+  Tensor t = x.tile(2);  // fewer reps than dims: {1, 2}
+  CHECK(t.shape() == Shape{2, 6});
+  check_values(t, {0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5});
+  CHECK(xg::tile(v, {3, 1}).shape() == Shape{3, 2});
+
+  xg::manual_seed(42);
+  check_grads("repeat", [](const TensorList& in) { return xg::repeat(in[0], {2, 1, 3}); }, {normal({2, 3})});
+  check_grads("tile", [](const TensorList& in) { return xg::tile(in[0], {2}); }, {normal({3, 2})});
+}
+
+TEST_CASE("ops: tril, triu, outer, trace", "[ops][compose]") {
+  const Tensor m = make({0, 1, 2, 3, 4, 5, 6, 7, 8}, {3, 3});
+  check_values(xg::tril(m), {0, 0, 0, 3, 4, 0, 6, 7, 8});
+  check_values(m.tril(-1), {0, 0, 0, 3, 0, 0, 6, 7, 0});
+  check_values(m.triu(), {0, 1, 2, 0, 4, 5, 0, 0, 8});
+  check_values(m.triu(1), {0, 1, 2, 0, 0, 5, 0, 0, 0});
+  check_values(make({1, 2, 3, 4, 5, 6}, {2, 3}).tril(1), {1, 2, 0, 4, 5, 6});
+  const double inf = std::numeric_limits<double>::infinity();
+  check_values(make({1, inf, 3, 2}, {2, 2}).tril(), {1, 0, 3, 2});  // set to 0, not multiplied (inf * 0 is NaN)
+  check_values(make({1, 2, std::nan(""), 4}, {2, 2}).triu(), {1, 2, 0, 4});
+  CHECK(xg::triu(make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2})).shape() == Shape{2, 2, 2});
+  check_values(xg::triu(make({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2})), {1, 2, 0, 4, 5, 6, 0, 8});
+  CHECK_THROWS_WITH(make({1, 2}, {2}).tril(), Contains("tril") && Contains("at least 2 dimensions"));
+
+  Tensor o = xg::outer(make({1, 2}, {2}), make({3, 4, 5}, {3}));
+  CHECK(o.shape() == Shape{2, 3});
+  check_values(o, {3, 4, 5, 6, 8, 10});
+  CHECK_THROWS_WITH(xg::outer(m, make({1}, {1})), Contains("outer") && Contains("1-D"));
+  CHECK(m.trace().item<double>() == 12.0);
+  CHECK(make({1, 2, 3, 4, 5, 6}, {2, 3}).trace().item<double>() == 6.0);  // 1 + 5
+  CHECK_THROWS_WITH(make({1, 2}, {2}).trace(), Contains("trace") && Contains("2-D"));
+
+  xg::manual_seed(43);
+  check_grads("tril", [](const TensorList& in) { return xg::tril(in[0], -1); }, {normal({2, 3, 4})});
+  check_grads("triu", [](const TensorList& in) { return xg::triu(in[0], 1); }, {normal({4, 3})});
+  check_grads("outer", [](const TensorList& in) { return xg::outer(in[0], in[1]); }, {normal({3}), normal({4})});
+  check_grads("trace", [](const TensorList& in) { return xg::trace(in[0]); }, {normal({3, 4})});
+}
+
+TEST_CASE("ops: lerp", "[ops][compose]") {
+  const Tensor start = make({0, 1, -2}, {3}), end = make({10, 3, 2}, {3});
+  check_values(xg::lerp(start, end, 0.25), {2.5, 1.5, -1});
+  check_values(start.lerp(end, 0.75), {7.5, 2.5, 1});
+  // weight 1 gives end exactly (end - (end - start) * 0); the one-sided formula would round.
+  const Tensor a = make({0.1}, {1}), b = make({0.7}, {1});
+  CHECK(xg::lerp(a, b, 1.0).item<double>() == 0.7);
+  CHECK(xg::lerp(a, b, 0.0).item<double>() == 0.1);
+  check_values(xg::lerp(start, end, make({0, 0.5, 1}, {3})), {0, 2, 2});
+
+  xg::manual_seed(44);
+  check_grads("lerp scalar weight", [](const TensorList& in) { return xg::lerp(in[0], in[1], 0.3); }, {normal({2, 3}), normal({3})});
+  check_grads("lerp scalar weight above 0.5", [](const TensorList& in) { return xg::lerp(in[0], in[1], 0.8); }, {normal({2, 3}), normal({2, 3})});
+  // Weights kept away from the |w| = 0.5 switch so finite differences stay on one formula.
+  check_grads("lerp tensor weight", [](const TensorList& in) { return xg::lerp(in[0], in[1], in[2]); },
+              {normal({2, 3}), normal({3}), leaf({0.1, 0.9, -0.2, 1.3, 0.3, 0.7}, {2, 3})});
+}
+
+TEST_CASE("ops: cumsum", "[ops][compose]") {
+  check_values(xg::cumsum(make({1, 2, 3, 4}, {4}), 0), {1, 3, 6, 10});
+  const Tensor x = make({0, 1, 2, 3, 4, 5}, {2, 3});
+  check_values(x.cumsum(1), {0, 1, 3, 3, 7, 12});
+  check_values(x.cumsum(0), {0, 1, 2, 3, 5, 7});
+  check_values(x.cumsum(-1), {0, 1, 3, 3, 7, 12});
+  check_values(xg::arange(1, 5).cumsum(0), {1, 3, 6, 10});  // int64 stays int64
+  CHECK(xg::arange(1, 5).cumsum(0).dtype() == xg::kInt64);
+  CHECK(make({7}, {}).cumsum(0).item<double>() == 7.0);
+  // float32 accumulates in double: 2^24 + 1 + 1 is 2^24 + 2, where a float running sum stays at 2^24.
+  Tensor f = make({16777216, 1, 1}, {3}, xg::kFloat32).cumsum(0);
+  CHECK(f.data_ptr<float>()[2] == 16777218.0f);
+  CHECK_THROWS_WITH(x.cumsum(2), Contains("cumsum") && Contains("dimension out of range"));
+
+  xg::manual_seed(45);
+  check_grads("cumsum", [](const TensorList& in) { return xg::cumsum(in[0], 1); }, {normal({2, 4, 3})});
+  check_grads("cumsum dim 0", [](const TensorList& in) { return xg::cumsum(in[0], 0); }, {normal({5})});
+}
+
+TEST_CASE("ops: linspace and logspace", "[ops][compose]") {
+  check_values(xg::linspace(0, 1, 5, xg::kFloat64), {0, 0.25, 0.5, 0.75, 1});
+  check_values(xg::linspace(3, -1, 3, xg::kFloat64), {3, 1, -1});
+  CHECK(xg::linspace(0, 1, 5).dtype() == xg::kFloat32);
+  CHECK(xg::linspace(2, 9, 1, xg::kFloat64).item<double>() == 2.0);
+  CHECK(xg::linspace(0, 1, 0).numel() == 0);
+  // Both ends exact: the second half is counted down from end.
+  Tensor l = xg::linspace(0, 0.3, 7, xg::kFloat64);
+  CHECK(l.data_ptr<double>()[6] == 0.3);
+  CHECK(l.data_ptr<double>()[0] == 0.0);
+  CHECK_THROWS_WITH(xg::linspace(0, 1, -1), Contains("linspace") && Contains("non-negative"));
+  CHECK_THROWS_WITH(xg::linspace(0, 1, 3, xg::kInt64), Contains("linspace") && Contains("floating"));
+  check_values(xg::logspace(0, 2, 3, 10, xg::kFloat64), {1, 10, 100});
+  check_values(xg::logspace(0, 3, 4, 2, xg::kFloat64), {1, 2, 4, 8});
 }

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "xgrad/autograd/array_ref.hpp"
 #include "xgrad/autograd/tensor.hpp"
 
 namespace xg {
@@ -172,6 +173,31 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);
 /// Constant padding; `padding` = {left, right} of the last dim, then {left, right} of the one before,
 /// ... (torch.nn.functional.pad order). Negative amounts crop.
 Tensor pad(const Tensor& x, const std::vector<int64_t>& padding, double value = 0.0);
+
+// ---- rearranging and combining (compositions of the ops above; ops_compose.cpp) -------------------
+/// The elements in reverse order along each of dims (a copy, as PyTorch).
+Tensor flip(const Tensor& x, IntArrayRef dims);
+/// Rolls elements along dims by shifts (element i moves to (i + shift) mod size); without dims the
+/// flattened tensor is rolled by one shift and reshaped back.
+Tensor roll(const Tensor& x, IntArrayRef shifts, IntArrayRef dims = {});
+/// Tiles x repeats[d] times along each dim; repeats may have more entries than x has dims (new leading dims).
+Tensor repeat(const Tensor& x, IntArrayRef repeats);
+/// repeat() where fewer reps than dims repeat the leading dims once (torch.tile / NumPy's tile).
+Tensor tile(const Tensor& x, IntArrayRef dims);
+/// The lower (tril) or upper (triu) triangle of the last two dims: elements with j - i <= diagonal
+/// (tril) or >= diagonal (triu) are kept, the rest set to 0.
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+/// a [n] (x) b [m] -> [n, m].
+Tensor outer(const Tensor& a, const Tensor& b);
+/// The sum of a matrix's main diagonal.
+Tensor trace(const Tensor& x);
+/// start + weight * (end - start), with PyTorch's formula (end - (end - start) * (1 - weight) when
+/// |weight| >= 0.5, so weight 1 gives end exactly).
+Tensor lerp(const Tensor& start, const Tensor& end, double weight);
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+/// Running sum along dim (float32 accumulated in double, as PyTorch on the CPU).
+Tensor cumsum(const Tensor& x, int64_t dim);
 
 // ---- softmax ----------------------------------------------------------------------------------
 /// Numerically stable along dim (finite at logits of +-1000).

@@ -3,6 +3,7 @@
 // and gradients of gradients follow from those ops' rules.
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "xgrad/autograd/kernels.hpp"
 
@@ -393,6 +394,43 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
     });
   }
   autograd::check_forward_anomaly("log_softmax", out);
+  return out;
+}
+
+}  // namespace xg
+
+namespace xg {
+
+Tensor cumsum(const Tensor& x, int64_t dim) {
+  detail::check_defined("cumsum", x);
+  const int64_t d = detail::normalize_dim("cumsum", dim, x.dim());
+  const Shape s = x.shape();
+  const detail::DimSplit split = detail::split_at(s, d);
+  Tensor out = dispatch(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    // PyTorch accumulates float32 in double (its CPU acc_type) and rounds each output once.
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+    Array<T> result = detail::new_array<T>(s, "cumsum");
+    const Tensor dense = detail::dense(x);
+    const T* in = dense.contiguous_data<T>();
+    T* o = result.data();
+    for (int64_t outer = 0; outer < split.outer; ++outer)
+      for (int64_t inner = 0; inner < split.inner; ++inner) {
+        Acc running = 0;
+        for (int64_t k = 0; k < split.size; ++k) {
+          const int64_t at = (outer * split.size + k) * split.inner + inner;
+          running += static_cast<Acc>(in[at]);
+          o[at] = static_cast<T>(running);
+        }
+      }
+    return detail::make_tensor(std::move(result));
+  });
+  if (should_record({&x})) {
+    // d out_k / d x_i = 1 for i <= k: the gradient is the reversed cumulative sum of gy.
+    record("CumsumBackward", {x}, out, {}, [d](const BackwardContext&, const Tensor& gy) {
+      return TensorList{flip(cumsum(flip(gy, {d}), d), {d})};
+    });
+  }
   return out;
 }
 

@@ -376,6 +376,40 @@ Tensor arange(double start, double end, double step, TensorOptions options) {
   });
 }
 
+namespace {
+/// PyTorch's linspace kernel: step in the element type, the first half counted up from start and the
+/// second half down from end; `map` turns each value into the element (identity, or base ** value).
+template <class Map>
+Tensor spaced(const char* op, double start, double end, int64_t steps, TensorOptions options, Map map) {
+  XG_CHECK(steps >= 0, "{}: number of steps must be non-negative, got {}", op, steps);
+  XG_CHECK(is_floating(options.dtype_), "{}: expected a floating dtype (float32 or float64), got {}", op, options.dtype_);
+  XG_CHECK(std::isfinite(start) && std::isfinite(end), "{}: start and end must be finite, got {} and {}", op, start, end);
+  return make_filled(op, {steps}, options, [&](auto& a) {
+    using T = typename std::decay_t<decltype(a)>::value_type;
+    const T first = static_cast<T>(start), last = static_cast<T>(end);
+    if (steps == 1) {
+      a.data()[0] = map(first);
+      return;
+    }
+    const T step = (last - first) / static_cast<T>(steps - 1);
+    const int64_t halfway = steps / 2;
+    for (int64_t i = 0; i < steps; ++i)
+      a.data()[i] = map(i < halfway ? first + step * static_cast<T>(i) : last - step * static_cast<T>(steps - i - 1));
+  });
+}
+}  // namespace
+
+Tensor linspace(double start, double end, int64_t steps, TensorOptions options) {
+  return spaced("linspace", start, end, steps, options, [](auto v) { return v; });
+}
+
+Tensor logspace(double start, double end, int64_t steps, double base, TensorOptions options) {
+  return spaced("logspace", start, end, steps, options, [base](auto v) {
+    using T = decltype(v);
+    return static_cast<T>(std::pow(static_cast<T>(base), v));
+  });
+}
+
 Tensor eye(int64_t n, std::optional<int64_t> m, TensorOptions options) {
   int64_t cols = m.value_or(n);
   XG_CHECK(n >= 0 && cols >= 0, "eye: expected non-negative sizes, got {} x {}", n, cols);

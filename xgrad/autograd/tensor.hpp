@@ -17,6 +17,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "xgrad/autograd/allocator.hpp"
+#include "xgrad/autograd/array_ref.hpp"
 #include "xgrad/autograd/dtype.hpp"
 #include "xgrad/autograd/error.hpp"
 #include "xgrad/autograd/small_vector.hpp"
@@ -261,6 +262,18 @@ class Tensor {
   /// All windows of `size` elements along dim, `step` apart, as a new last dimension (a view).
   Tensor unfold(int64_t dim, int64_t size, int64_t step) const;
   Tensor index_select(int64_t dim, const Tensor& index) const;
+  // Rearranging and combining (see the free functions in ops.hpp).
+  Tensor flip(IntArrayRef dims) const;
+  Tensor roll(IntArrayRef shifts, IntArrayRef dims = {}) const;
+  Tensor repeat(IntArrayRef repeats) const;
+  Tensor tile(IntArrayRef dims) const;
+  Tensor tril(int64_t diagonal = 0) const;
+  Tensor triu(int64_t diagonal = 0) const;
+  Tensor outer(const Tensor& other) const;
+  Tensor trace() const;
+  Tensor lerp(const Tensor& end, double weight) const;
+  Tensor lerp(const Tensor& end, const Tensor& weight) const;
+  Tensor cumsum(int64_t dim) const;
   Tensor gather(int64_t dim, const Tensor& index) const;
   Tensor masked_fill(const Tensor& mask, double value) const;
   std::vector<Tensor> split(int64_t split_size, int64_t dim = 0) const;
@@ -344,6 +357,11 @@ Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype = 
 /// [0, end) and [start, end) by step, as torch::arange (default dtype int64 as in PyTorch for integers).
 Tensor arange(double end, TensorOptions options = TensorOptions(kInt64));
 Tensor arange(double start, double end, double step = 1, TensorOptions options = TensorOptions(kInt64));
+/// `steps` values evenly spaced from start to end inclusive (PyTorch's formula: the first half counted
+/// up from start, the second half down from end, so both ends are exact). Floating dtypes only.
+Tensor linspace(double start, double end, int64_t steps, TensorOptions options = TensorOptions());
+/// base ** linspace(start, end, steps).
+Tensor logspace(double start, double end, int64_t steps, double base = 10.0, TensorOptions options = TensorOptions());
 /// n x m identity (m defaults to n).
 Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, TensorOptions options = {});
 /// Uniform on [0, 1).

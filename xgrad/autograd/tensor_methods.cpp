@@ -30,6 +30,17 @@ Tensor Tensor::expand(const Shape& shape) const { return xg::expand(*this, shape
 Tensor Tensor::expand_as(const Tensor& other) const { return xg::expand(*this, other.shape()); }
 Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const { return xg::narrow(*this, dim, start, length); }
 Tensor Tensor::index_select(int64_t dim, const Tensor& index) const { return xg::index_select(*this, dim, index); }
+Tensor Tensor::flip(IntArrayRef dims) const { return xg::flip(*this, dims); }
+Tensor Tensor::roll(IntArrayRef shifts, IntArrayRef dims) const { return xg::roll(*this, shifts, dims); }
+Tensor Tensor::repeat(IntArrayRef repeats) const { return xg::repeat(*this, repeats); }
+Tensor Tensor::tile(IntArrayRef dims) const { return xg::tile(*this, dims); }
+Tensor Tensor::tril(int64_t diagonal) const { return xg::tril(*this, diagonal); }
+Tensor Tensor::triu(int64_t diagonal) const { return xg::triu(*this, diagonal); }
+Tensor Tensor::outer(const Tensor& other) const { return xg::outer(*this, other); }
+Tensor Tensor::trace() const { return xg::trace(*this); }
+Tensor Tensor::lerp(const Tensor& end, double weight) const { return xg::lerp(*this, end, weight); }
+Tensor Tensor::lerp(const Tensor& end, const Tensor& weight) const { return xg::lerp(*this, end, weight); }
+Tensor Tensor::cumsum(int64_t dim) const { return xg::cumsum(*this, dim); }
 Tensor Tensor::gather(int64_t dim, const Tensor& index) const { return xg::gather(*this, dim, index); }
 Tensor Tensor::masked_fill(const Tensor& mask, double value) const { return xg::masked_fill(*this, mask, value); }
 std::vector<Tensor> Tensor::split(int64_t split_size, int64_t dim) const { return xg::split(*this, split_size, dim); }
