@@ -1939,3 +1939,70 @@ TEST_CASE("ops: linspace and logspace", "[ops][compose]") {
   check_values(xg::logspace(0, 2, 3, 10, xg::kFloat64), {1, 10, 100});
   check_values(xg::logspace(0, 3, 4, 2, xg::kFloat64), {1, 2, 4, 8});
 }
+
+TEST_CASE("ops: sort, argsort, topk, kthvalue, median", "[ops][sort]") {
+  const Tensor x = make({3, 1, 2, 1}, {4});
+  auto [asc, asc_i] = xg::sort(x);
+  check_values(asc, {1, 1, 2, 3});
+  check_values(asc_i, {1, 3, 2, 0});  // stable: the two 1s keep their order
+  auto [desc, desc_i] = x.sort(0, true);
+  check_values(desc, {3, 2, 1, 1});
+  check_values(desc_i, {0, 2, 1, 3});
+  check_values(xg::argsort(x), {1, 3, 2, 0});
+  check_values(std::get<1>(xg::sort(x, /*stable=*/true, 0, false)), {1, 3, 2, 0});
+  const double nan = std::nan("");
+  const Tensor with_nan = make({2, nan, 1}, {3});
+  check_values(std::get<1>(with_nan.sort()), {2, 0, 1});  // NaN last ascending
+  check_values(std::get<1>(with_nan.sort(0, true)), {1, 0, 2});  // and first descending
+  auto [cols, cols_i] = make({3, 1, 2, 4}, {2, 2}).sort(0);
+  check_values(cols, {2, 1, 3, 4});
+  check_values(cols_i, {1, 0, 0, 1});
+  check_values(std::get<1>(xg::sort(xg::tensor({3, 1, 2}, {3}, xg::kInt64))), {1, 2, 0});
+
+  const Tensor y = make({5, 1, 4, 2, 3}, {5});
+  auto [top, top_i] = y.topk(2);
+  check_values(top, {5, 4});
+  check_values(top_i, {0, 2});
+  auto [bottom, bottom_i] = xg::topk(y, 3, 0, /*largest=*/false);
+  check_values(bottom, {1, 2, 3});
+  check_values(bottom_i, {1, 3, 4});
+  CHECK(std::get<0>(y.topk(0)).numel() == 0);
+  CHECK_THROWS_WITH(y.topk(6), Contains("topk") && Contains("k (6) is out of range"));
+
+  auto [second, second_i] = y.kthvalue(2);
+  CHECK(second.item<double>() == 2.0);
+  CHECK(second_i.item<int64_t>() == 3);
+  auto [kept, kept_i] = make({3, 1, 2, 6, 5, 4}, {2, 3}).kthvalue(1, 1, true);
+  CHECK(kept.shape() == Shape{2, 1});
+  check_values(kept, {1, 4});
+  check_values(kept_i, {1, 2});
+  CHECK_THROWS_WITH(y.kthvalue(0), Contains("kthvalue") && Contains("counts from 1"));
+
+  auto [med, med_i] = make({5, 1, 4, 2}, {4}).median(0);  // sorted 1 2 4 5: the lower median is 2
+  CHECK(med.item<double>() == 2.0);
+  CHECK(med_i.item<int64_t>() == 3);
+  CHECK(make({5, 1, 4, 2}, {4}).median().item<double>() == 2.0);
+  auto [med_nan, med_nan_i] = make({1, nan, 3, nan}, {4}).median(0);
+  CHECK(std::isnan(med_nan.item<double>()));
+  CHECK(med_nan_i.item<int64_t>() == 1);
+  CHECK(std::isnan(make({1, nan, 3}, {3}).median().item<double>()));
+  check_values(std::get<0>(make({3, 1, 2, 6, 5, 4}, {2, 3}).median(1)), {2, 5});
+  CHECK_THROWS_WITH(xg::zeros({0}).median(), Contains("median") && Contains("empty"));
+
+  // Gradients at ties: median() splits evenly between the elements equal to it, median(dim) and sort
+  // send it to the returned index.
+  Tensor tied = leaf({1, 2, 2, 3}, {4});
+  xg::median(tied).backward();
+  check_values(tied.grad(), {0, 0.5, 0.5, 0});
+  Tensor tied_dim = leaf({2, 2, 1}, {3});
+  std::get<0>(xg::median(tied_dim, 0)).backward();
+  check_values(tied_dim.grad(), {1, 0, 0});
+
+  xg::manual_seed(46);
+  check_grads("sort", [](const TensorList& in) { return std::get<0>(xg::sort(in[0], 1)); }, {distinct({2, 3, 4})});
+  check_grads("sort descending", [](const TensorList& in) { return std::get<0>(xg::sort(in[0], 0, true)); }, {distinct({3, 2})});
+  check_grads("topk", [](const TensorList& in) { return std::get<0>(xg::topk(in[0], 2, -1)); }, {distinct({3, 4})});
+  check_grads("kthvalue", [](const TensorList& in) { return std::get<0>(xg::kthvalue(in[0], 2, 0, true)); }, {distinct({3, 4})});
+  check_grads("median(dim)", [](const TensorList& in) { return std::get<0>(xg::median(in[0], 1)); }, {distinct({2, 5})});
+  check_grads("median()", [](const TensorList& in) { return xg::median(in[0]); }, {distinct({3, 3})});
+}

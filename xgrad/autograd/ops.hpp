@@ -199,6 +199,23 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
 /// Running sum along dim (float32 accumulated in double, as PyTorch on the CPU).
 Tensor cumsum(const Tensor& x, int64_t dim);
 
+// ---- ordering (ops_sort.cpp) --------------------------------------------------------------------
+// Indices are int64; values are gathered at them, so gradients go to the returned indices (PyTorch's
+// convention at ties). NaN orders above every number; equal values keep their order (stable).
+/// (values, indices) sorted along dim.
+std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+/// libtorch's overload with `stable` first (xgrad's sort is always stable).
+std::tuple<Tensor, Tensor> sort(const Tensor& x, std::optional<bool> stable, int64_t dim = -1, bool descending = false);
+Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
+/// The k largest (or smallest) along dim, in order; 0 <= k <= size.
+std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
+/// The k-th smallest (k from 1) along dim.
+std::tuple<Tensor, Tensor> kthvalue(const Tensor& x, int64_t k, int64_t dim = -1, bool keepdim = false);
+/// The lower median along dim (NaN, at its first NaN, for a slice with a NaN).
+std::tuple<Tensor, Tensor> median(const Tensor& x, int64_t dim, bool keepdim = false);
+/// The lower median of all elements; its gradient is split evenly between the elements equal to it.
+Tensor median(const Tensor& x);
+
 // ---- softmax ----------------------------------------------------------------------------------
 /// Numerically stable along dim (finite at logits of +-1000).
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -41,6 +41,14 @@ Tensor Tensor::trace() const { return xg::trace(*this); }
 Tensor Tensor::lerp(const Tensor& end, double weight) const { return xg::lerp(*this, end, weight); }
 Tensor Tensor::lerp(const Tensor& end, const Tensor& weight) const { return xg::lerp(*this, end, weight); }
 Tensor Tensor::cumsum(int64_t dim) const { return xg::cumsum(*this, dim); }
+std::tuple<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const { return xg::sort(*this, dim, descending); }
+Tensor Tensor::argsort(int64_t dim, bool descending) const { return xg::argsort(*this, dim, descending); }
+std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest, bool sorted) const {
+  return xg::topk(*this, k, dim, largest, sorted);
+}
+std::tuple<Tensor, Tensor> Tensor::kthvalue(int64_t k, int64_t dim, bool keepdim) const { return xg::kthvalue(*this, k, dim, keepdim); }
+std::tuple<Tensor, Tensor> Tensor::median(int64_t dim, bool keepdim) const { return xg::median(*this, dim, keepdim); }
+Tensor Tensor::median() const { return xg::median(*this); }
 Tensor Tensor::gather(int64_t dim, const Tensor& index) const { return xg::gather(*this, dim, index); }
 Tensor Tensor::masked_fill(const Tensor& mask, double value) const { return xg::masked_fill(*this, mask, value); }
 std::vector<Tensor> Tensor::split(int64_t split_size, int64_t dim) const { return xg::split(*this, split_size, dim); }
