@@ -2006,3 +2006,31 @@ TEST_CASE("ops: sort, argsort, topk, kthvalue, median", "[ops][sort]") {
   check_grads("median(dim)", [](const TensorList& in) { return std::get<0>(xg::median(in[0], 1)); }, {distinct({2, 5})});
   check_grads("median()", [](const TensorList& in) { return xg::median(in[0]); }, {distinct({3, 3})});
 }
+
+TEST_CASE("ops: a bare integer wherever libtorch's IntArrayRef takes one", "[ops][intarrayref]") {
+  CHECK(xg::zeros(3).shape() == Shape{3});
+  CHECK(xg::ones(2, xg::kFloat64).shape() == Shape{2});
+  CHECK(xg::randn(4).shape() == Shape{4});
+  CHECK(xg::rand(2).shape() == Shape{2});
+  CHECK(xg::empty(5).shape() == Shape{5});
+  CHECK(xg::full(2, 7.0).shape() == Shape{2});
+  CHECK(xg::randint(0, 3, 6).shape() == Shape{6});
+  const Tensor x = make({1, 2, 3, 4, 5, 6}, {2, 3});
+  check_values(x.sum(0), {5, 7, 9});
+  check_values(xg::sum(x, 1, true), {6, 15});
+  check_values(x.mean(-1), {2, 5});
+  check_values(x.norm(1, 1), {6, 15});
+  check_values(x.norm(2, 0), {std::sqrt(17.0), std::sqrt(29.0), std::sqrt(45.0)});
+  CHECK(x.view(-1).shape() == Shape{6});
+  CHECK(x.reshape(6).shape() == Shape{6});
+  CHECK(x.sum(0).expand({2, 3}).shape() == Shape{2, 3});
+  CHECK(make({1}, {1}).expand(4).shape() == Shape{4});
+  CHECK(x.permute({1, 0}).shape() == Shape{3, 2});
+  check_values(x.var(0), {4.5, 4.5, 4.5});
+  check_values(x.logsumexp(0), {std::log(std::exp(1.0) + std::exp(4.0)), std::log(std::exp(2.0) + std::exp(5.0)),
+                                std::log(std::exp(3.0) + std::exp(6.0))});
+  // A vector or a braced list works as before, and a Shape from shape() too.
+  const std::vector<int64_t> dims{0, 1};
+  CHECK(x.sum(dims).item<double>() == 21.0);
+  CHECK(xg::zeros(x.shape()).shape() == Shape{2, 3});
+}

@@ -75,8 +75,8 @@ Tensor to_dtype(const Tensor& x, Dtype dtype);
 
 // ---- reductions ---------------------------------------------------------------------------------
 /// Empty dims = all dims. Negative dims count from the end.
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
-Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor sum(const Tensor& x, IntArrayRef dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, IntArrayRef dims = {}, bool keepdim = false);
 /// Maximum of all elements (gradient split evenly between ties).
 Tensor max(const Tensor& x);
 Tensor min(const Tensor& x);
@@ -87,12 +87,12 @@ std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = fals
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
 /// Variance with Bessel's correction when unbiased (divides by N-1).
-Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false);
-Tensor std(const Tensor& x, const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false);
+Tensor var(const Tensor& x, IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false);
+Tensor std(const Tensor& x, IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false);
 /// log(sum(exp(x))) along dims, stable for large |x|.
-Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim = false);
 /// p-norm (p = 1 or 2, or any p > 0) over dims (empty = all).
-Tensor norm(const Tensor& x, double p = 2, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor norm(const Tensor& x, double p = 2, IntArrayRef dims = {}, bool keepdim = false);
 /// Sums a broadcast gradient back to `shape` (the inverse of expand).
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
@@ -120,17 +120,17 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b
 Tensor clone(const Tensor& x);
 /// The same elements in a new shape; one dimension may be -1 (inferred). view() shares x's storage and
 /// is an error when x's strides do not allow it; reshape() is a view when they do, otherwise a copy.
-Tensor reshape(const Tensor& x, const Shape& shape);
-Tensor view(const Tensor& x, const Shape& shape);
+Tensor reshape(const Tensor& x, IntArrayRef shape);
+Tensor view(const Tensor& x, IntArrayRef shape);
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
 /// Removes every size-1 dimension, or only `dim` if it has size 1.
 Tensor squeeze(const Tensor& x);
 Tensor squeeze(const Tensor& x, int64_t dim);
 Tensor unsqueeze(const Tensor& x, int64_t dim);
-Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor permute(const Tensor& x, IntArrayRef dims);
 /// Broadcasts to `shape` (-1 keeps a dimension); the gradient is summed back.
-Tensor expand(const Tensor& x, const Shape& shape);
-Tensor broadcast_to(const Tensor& x, const Shape& shape);
+Tensor expand(const Tensor& x, IntArrayRef shape);
+Tensor broadcast_to(const Tensor& x, IntArrayRef shape);
 /// Elements [start, start + length) along dim.
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
 /// Elements start, start+step, ... below end along dim (end clamped to the size; negative start/end wrap).

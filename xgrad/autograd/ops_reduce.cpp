@@ -214,7 +214,8 @@ Tensor pow_zero_grad_at_zero(const Tensor& x, double exponent) {
 
 }  // namespace detail
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& x, IntArrayRef dims_list, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::check_defined("sum", x);
   const std::vector<int64_t> reduce = detail::normalize_dims("sum", dims, x.dim());
   Tensor out = sum_impl(x, reduce, keepdim);
@@ -232,7 +233,8 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return out;
 }
 
-Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor mean(const Tensor& x, IntArrayRef dims_list, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::dispatch_floating("mean", x, [](auto) { return 0; });
   const std::vector<int64_t> reduce = detail::normalize_dims("mean", dims, x.dim());
   const int64_t n = reduced_count(x.shape(), reduce);
@@ -248,7 +250,8 @@ std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) { ret
 Tensor argmax(const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return arg_extreme<true>("argmax", x, dim, keepdim); }
 Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) { return arg_extreme<false>("argmin", x, dim, keepdim); }
 
-Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
+Tensor var(const Tensor& x, IntArrayRef dims_list, bool unbiased, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::dispatch_floating("var", x, [](auto) { return 0; });
   const std::vector<int64_t> reduce = detail::normalize_dims("var", dims, x.dim());
   const int64_t n = reduced_count(x.shape(), reduce);
@@ -261,12 +264,14 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, boo
   });
 }
 
-Tensor std(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased, bool keepdim) {
+Tensor std(const Tensor& x, IntArrayRef dims_list, bool unbiased, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   // PyTorch: the gradient of std is 0 where std is 0 (a constant slice), not 0 * inf = NaN.
   return detail::pow_zero_grad_at_zero(var(x, dims, unbiased, keepdim), 0.5);
 }
 
-Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor logsumexp(const Tensor& x, IntArrayRef dims_list, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::dispatch_floating("logsumexp", x, [](auto) { return 0; });
   const std::vector<int64_t> reduce = detail::normalize_dims("logsumexp", dims, x.dim());
   XG_CHECK(reduced_count(x.shape(), reduce) > 0, "logsumexp: cannot reduce over zero elements (shape {})", shape_string(x.shape()));
@@ -281,7 +286,8 @@ Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim
   return out;
 }
 
-Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor norm(const Tensor& x, double p, IntArrayRef dims_list, bool keepdim) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::dispatch_floating("norm", x, [](auto) { return 0; });
   XG_CHECK(p > 0, "norm: expected p > 0 (or infinity), got {}", p);
   detail::normalize_dims("norm", dims, x.dim());  // report a bad dim as norm's, not as the inner sum's

@@ -216,7 +216,8 @@ std::pair<int64_t, int64_t> slice_range(int64_t size, std::optional<int64_t> sta
 }  // namespace
 
 // ---- view ops -----------------------------------------------------------------------------------------
-Tensor view(const Tensor& x, const Shape& shape) {
+Tensor view(const Tensor& x, IntArrayRef shape_list) {
+  const std::vector<int64_t> shape = shape_list.vec();
   detail::check_defined("view", x);
   const Shape target = infer_shape("view", shape, x.numel(), x.shape());
   std::optional<Sizes> strides = view_strides(x.impl()->sizes, x.impl()->strides, target);
@@ -227,7 +228,8 @@ Tensor view(const Tensor& x, const Shape& shape) {
   return reshape_view("view", x, target, *strides);
 }
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
+Tensor reshape(const Tensor& x, IntArrayRef shape_list) {
+  const std::vector<int64_t> shape = shape_list.vec();
   detail::check_defined("reshape", x);
   const Shape target = infer_shape("reshape", shape, x.numel(), x.shape());
   std::optional<Sizes> strides = view_strides(x.impl()->sizes, x.impl()->strides, target);
@@ -314,7 +316,8 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
                    [d](const BackwardContext&, const Tensor& gy) { return TensorList{squeeze(gy, d)}; });
 }
 
-Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+Tensor permute(const Tensor& x, IntArrayRef dims_list) {
+  const std::vector<int64_t> dims = dims_list.vec();
   detail::check_defined("permute", x);
   return permute_view("PermuteBackward", x, normalized_permutation("permute", dims, x.dim(), x.shape()));
 }
@@ -365,7 +368,8 @@ Tensor movedim(const Tensor& x, int64_t source, int64_t destination) {
   return movedim(x, std::vector<int64_t>{source}, std::vector<int64_t>{destination});
 }
 
-Tensor expand(const Tensor& x, const Shape& shape) {
+Tensor expand(const Tensor& x, IntArrayRef shape_list) {
+  const std::vector<int64_t> shape = shape_list.vec();
   detail::check_defined("expand", x);
   const Shape s = x.shape();
   XG_CHECK(shape.size() >= s.size(), "expand: the number of sizes provided ({}) must be greater or equal to the number of dimensions in the tensor ({})",
@@ -392,7 +396,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   return make_view(x, std::move(g), "ExpandBackward", [s](const BackwardContext&, const Tensor& gy) { return TensorList{sum_to(gy, s)}; });
 }
 
-Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
+Tensor broadcast_to(const Tensor& x, IntArrayRef shape) { return expand(x, shape); }
 
 Tensor slice(const Tensor& x, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end, int64_t step) {
   detail::check_defined("slice", x);

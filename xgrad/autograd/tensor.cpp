@@ -335,7 +335,8 @@ Tensor scalar_tensor(double value, TensorOptions options) {
   return make_filled("scalar_tensor", {}, options, [&](auto& a) { *a.data() = static_cast<typename std::decay_t<decltype(a)>::value_type>(value); });
 }
 
-Tensor empty(const Shape& shape, TensorOptions options) {
+Tensor empty(IntArrayRef shape_list, TensorOptions options) {
+  const std::vector<int64_t> shape = shape_list.vec();
   return make_filled("empty", shape, options, [](auto&) {});
 }
 
@@ -350,9 +351,9 @@ Tensor filled(const char* op, const Shape& shape, double value, TensorOptions op
 }
 }  // namespace
 
-Tensor full(const Shape& shape, double value, TensorOptions options) { return filled("full", shape, value, options); }
-Tensor zeros(const Shape& shape, TensorOptions options) { return filled("zeros", shape, 0.0, options); }
-Tensor ones(const Shape& shape, TensorOptions options) { return filled("ones", shape, 1.0, options); }
+Tensor full(IntArrayRef shape, double value, TensorOptions options) { return filled("full", shape.vec(), value, options); }
+Tensor zeros(IntArrayRef shape, TensorOptions options) { return filled("zeros", shape.vec(), 0.0, options); }
+Tensor ones(IntArrayRef shape, TensorOptions options) { return filled("ones", shape.vec(), 1.0, options); }
 Tensor zeros_like(const Tensor& like, std::optional<Dtype> dtype) { return zeros(like.shape(), dtype.value_or(like.dtype())); }
 Tensor ones_like(const Tensor& like, std::optional<Dtype> dtype) { return ones(like.shape(), dtype.value_or(like.dtype())); }
 Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype) {
@@ -420,7 +421,8 @@ Tensor eye(int64_t n, std::optional<int64_t> m, TensorOptions options) {
   });
 }
 
-Tensor rand(const Shape& shape, TensorOptions options) {
+Tensor rand(IntArrayRef shape_list, TensorOptions options) {
+  const std::vector<int64_t> shape = shape_list.vec();
   XG_CHECK(is_floating(options.dtype_), "rand: expected a floating-point dtype, got {}", options.dtype_);
   return make_filled("rand", shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
@@ -430,7 +432,8 @@ Tensor rand(const Shape& shape, TensorOptions options) {
   });
 }
 
-Tensor randn(const Shape& shape, TensorOptions options) {
+Tensor randn(IntArrayRef shape_list, TensorOptions options) {
+  const std::vector<int64_t> shape = shape_list.vec();
   XG_CHECK(is_floating(options.dtype_), "randn: expected a floating-point dtype, got {}", options.dtype_);
   return make_filled("randn", shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;
@@ -440,7 +443,8 @@ Tensor randn(const Shape& shape, TensorOptions options) {
   });
 }
 
-Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options) {
+Tensor randint(int64_t low, int64_t high, IntArrayRef shape_list, TensorOptions options) {
+  const std::vector<int64_t> shape = shape_list.vec();
   XG_CHECK(low < high, "randint: expected low < high, got low={} high={}", low, high);
   return make_filled("randint", shape, options, [&](auto& a) {
     using T = typename std::decay_t<decltype(a)>::value_type;

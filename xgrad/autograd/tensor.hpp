@@ -223,29 +223,29 @@ class Tensor {
 
   // ---- methods forwarding to the ops of the same name (see ops.hpp) ---------------------------
   Tensor sum() const;
-  Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor sum(IntArrayRef dims, bool keepdim = false) const;
   Tensor mean() const;
-  Tensor mean(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  Tensor mean(IntArrayRef dims, bool keepdim = false) const;
   Tensor max() const;
   std::tuple<Tensor, Tensor> max(int64_t dim, bool keepdim = false) const;
   Tensor min() const;
   std::tuple<Tensor, Tensor> min(int64_t dim, bool keepdim = false) const;
   Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
   Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
-  Tensor var(const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false) const;
-  Tensor std(const std::vector<int64_t>& dims = {}, bool unbiased = true, bool keepdim = false) const;
-  Tensor logsumexp(const std::vector<int64_t>& dims, bool keepdim = false) const;
-  Tensor norm(double p = 2, const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
-  Tensor view(const Shape& shape) const;
-  Tensor reshape(const Shape& shape) const;
+  Tensor var(IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor std(IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor logsumexp(IntArrayRef dims, bool keepdim = false) const;
+  Tensor norm(double p = 2, IntArrayRef dims = {}, bool keepdim = false) const;
+  Tensor view(IntArrayRef shape) const;
+  Tensor reshape(IntArrayRef shape) const;
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor squeeze() const;
   Tensor squeeze(int64_t dim) const;
   Tensor unsqueeze(int64_t dim) const;
-  Tensor permute(const std::vector<int64_t>& dims) const;
+  Tensor permute(IntArrayRef dims) const;
   Tensor transpose(int64_t dim0, int64_t dim1) const;
   Tensor t() const;
-  Tensor expand(const Shape& shape) const;
+  Tensor expand(IntArrayRef shape) const;
   Tensor expand_as(const Tensor& other) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor slice(int64_t dim = 0, std::optional<int64_t> start = std::nullopt, std::optional<int64_t> end = std::nullopt,
@@ -353,10 +353,10 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape = {}, Tensor
 Tensor tensor(std::initializer_list<double> values, TensorOptions options = {});
 /// A zero-dimensional tensor holding one value.
 Tensor scalar_tensor(double value, TensorOptions options = {});
-Tensor empty(const Shape& shape, TensorOptions options = {});
-Tensor zeros(const Shape& shape, TensorOptions options = {});
-Tensor ones(const Shape& shape, TensorOptions options = {});
-Tensor full(const Shape& shape, double value, TensorOptions options = {});
+Tensor empty(IntArrayRef shape, TensorOptions options = {});
+Tensor zeros(IntArrayRef shape, TensorOptions options = {});
+Tensor ones(IntArrayRef shape, TensorOptions options = {});
+Tensor full(IntArrayRef shape, double value, TensorOptions options = {});
 Tensor zeros_like(const Tensor& like, std::optional<Dtype> dtype = std::nullopt);
 Tensor ones_like(const Tensor& like, std::optional<Dtype> dtype = std::nullopt);
 Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype = std::nullopt);
@@ -371,11 +371,11 @@ Tensor logspace(double start, double end, int64_t steps, double base = 10.0, Ten
 /// n x m identity (m defaults to n).
 Tensor eye(int64_t n, std::optional<int64_t> m = std::nullopt, TensorOptions options = {});
 /// Uniform on [0, 1).
-Tensor rand(const Shape& shape, TensorOptions options = {});
+Tensor rand(IntArrayRef shape, TensorOptions options = {});
 /// Standard normal.
-Tensor randn(const Shape& shape, TensorOptions options = {});
+Tensor randn(IntArrayRef shape, TensorOptions options = {});
 /// Integers uniform on [low, high).
-Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options = TensorOptions(kInt64));
+Tensor randint(int64_t low, int64_t high, IntArrayRef shape, TensorOptions options = TensorOptions(kInt64));
 Tensor rand_like(const Tensor& like);
 Tensor randn_like(const Tensor& like);
 /// A random permutation of 0..n-1 (int64).

@@ -4,29 +4,29 @@
 namespace xg {
 
 Tensor Tensor::sum() const { return xg::sum(*this); }
-Tensor Tensor::sum(const std::vector<int64_t>& dims, bool keepdim) const { return xg::sum(*this, dims, keepdim); }
+Tensor Tensor::sum(IntArrayRef dims, bool keepdim) const { return xg::sum(*this, dims, keepdim); }
 Tensor Tensor::mean() const { return xg::mean(*this); }
-Tensor Tensor::mean(const std::vector<int64_t>& dims, bool keepdim) const { return xg::mean(*this, dims, keepdim); }
+Tensor Tensor::mean(IntArrayRef dims, bool keepdim) const { return xg::mean(*this, dims, keepdim); }
 Tensor Tensor::max() const { return xg::max(*this); }
 std::tuple<Tensor, Tensor> Tensor::max(int64_t dim, bool keepdim) const { return xg::max(*this, dim, keepdim); }
 Tensor Tensor::min() const { return xg::min(*this); }
 std::tuple<Tensor, Tensor> Tensor::min(int64_t dim, bool keepdim) const { return xg::min(*this, dim, keepdim); }
 Tensor Tensor::argmax(std::optional<int64_t> dim, bool keepdim) const { return xg::argmax(*this, dim, keepdim); }
 Tensor Tensor::argmin(std::optional<int64_t> dim, bool keepdim) const { return xg::argmin(*this, dim, keepdim); }
-Tensor Tensor::var(const std::vector<int64_t>& dims, bool unbiased, bool keepdim) const { return xg::var(*this, dims, unbiased, keepdim); }
-Tensor Tensor::std(const std::vector<int64_t>& dims, bool unbiased, bool keepdim) const { return xg::std(*this, dims, unbiased, keepdim); }
-Tensor Tensor::logsumexp(const std::vector<int64_t>& dims, bool keepdim) const { return xg::logsumexp(*this, dims, keepdim); }
-Tensor Tensor::norm(double p, const std::vector<int64_t>& dims, bool keepdim) const { return xg::norm(*this, p, dims, keepdim); }
-Tensor Tensor::view(const Shape& shape) const { return xg::view(*this, shape); }
-Tensor Tensor::reshape(const Shape& shape) const { return xg::reshape(*this, shape); }
+Tensor Tensor::var(IntArrayRef dims, bool unbiased, bool keepdim) const { return xg::var(*this, dims, unbiased, keepdim); }
+Tensor Tensor::std(IntArrayRef dims, bool unbiased, bool keepdim) const { return xg::std(*this, dims, unbiased, keepdim); }
+Tensor Tensor::logsumexp(IntArrayRef dims, bool keepdim) const { return xg::logsumexp(*this, dims, keepdim); }
+Tensor Tensor::norm(double p, IntArrayRef dims, bool keepdim) const { return xg::norm(*this, p, dims, keepdim); }
+Tensor Tensor::view(IntArrayRef shape) const { return xg::view(*this, shape); }
+Tensor Tensor::reshape(IntArrayRef shape) const { return xg::reshape(*this, shape); }
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const { return xg::flatten(*this, start_dim, end_dim); }
 Tensor Tensor::squeeze() const { return xg::squeeze(*this); }
 Tensor Tensor::squeeze(int64_t dim) const { return xg::squeeze(*this, dim); }
 Tensor Tensor::unsqueeze(int64_t dim) const { return xg::unsqueeze(*this, dim); }
-Tensor Tensor::permute(const std::vector<int64_t>& dims) const { return xg::permute(*this, dims); }
+Tensor Tensor::permute(IntArrayRef dims) const { return xg::permute(*this, dims); }
 Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const { return xg::transpose(*this, dim0, dim1); }
 Tensor Tensor::t() const { return xg::t(*this); }
-Tensor Tensor::expand(const Shape& shape) const { return xg::expand(*this, shape); }
+Tensor Tensor::expand(IntArrayRef shape) const { return xg::expand(*this, shape); }
 Tensor Tensor::expand_as(const Tensor& other) const { return xg::expand(*this, other.shape()); }
 Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const { return xg::narrow(*this, dim, start, length); }
 Tensor Tensor::index_select(int64_t dim, const Tensor& index) const { return xg::index_select(*this, dim, index); }

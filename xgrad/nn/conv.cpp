@@ -451,7 +451,7 @@ ConvNdImpl<D>::ConvNdImpl(const ConvOptions<D>& options_) : Module(D == 1 ? "Con
 
   Shape weight_shape{out, in / groups};
   for (size_t d = 0; d < D; ++d) weight_shape.push_back(options.kernel_size()[d]);
-  weight = register_parameter("weight", empty(weight_shape));
+  weight = register_parameter("weight", xg::empty(weight_shape));
   if (options.bias()) bias = register_parameter("bias", empty({out}));
   reset_parameters();
 }

@@ -510,8 +510,8 @@ LayerNormImpl::LayerNormImpl(const LayerNormOptions& options_) : options(options
     XG_CHECK(s > 0, "LayerNorm: normalized_shape must hold positive sizes, got {}", shape_string(options.normalized_shape()));
   check_eps("LayerNorm", options.eps());
   if (options.elementwise_affine()) {
-    weight = register_parameter("weight", empty(options.normalized_shape()));
-    bias = register_parameter("bias", empty(options.normalized_shape()));
+    weight = register_parameter("weight", xg::empty(options.normalized_shape()));
+    bias = register_parameter("bias", xg::empty(options.normalized_shape()));
   }
   reset_parameters();
 }
