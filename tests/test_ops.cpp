@@ -2034,3 +2034,66 @@ TEST_CASE("ops: a bare integer wherever libtorch's IntArrayRef takes one", "[ops
   CHECK(x.sum(dims).item<double>() == 21.0);
   CHECK(xg::zeros(x.shape()).shape() == Shape{2, 3});
 }
+
+TEST_CASE("ops: addmm, baddbmm, diag, diag_embed, meshgrid, repeat_interleave, cdist", "[ops][compose]") {
+  const Tensor m1 = make({1, 2, 3, 4}, {2, 2}), eye2 = xg::eye(2, std::nullopt, xg::kFloat64);
+  check_values(xg::addmm(make({1, 1, 1, 1}, {2, 2}), m1, eye2, 2, 3), {5, 8, 11, 14});
+  check_values(make({10, 20}, {2}).addmm(m1, m1), {17, 30, 25, 42});  // input broadcast over rows
+  const double nan = std::nan("");
+  check_values(xg::addmm(make({nan, nan, nan, nan}, {2, 2}), m1, eye2, 0, 1), {1, 2, 3, 4});  // beta 0 ignores NaN
+  CHECK_THROWS_WITH(xg::addmm(xg::zeros({3, 2, 2}, xg::kFloat64), m1, m1), Contains("expand"));
+  CHECK_THROWS_WITH(xg::addmm(m1, make({1, 2}, {2}), m1), Contains("addmm") && Contains("2-D"));
+  Tensor b = xg::baddbmm(make({1}, {1}), xg::stack({m1, eye2}), xg::stack({eye2, m1}), 1, 2);
+  CHECK(b.shape() == Shape{2, 2, 2});
+  check_values(b, {3, 5, 7, 9, 3, 5, 7, 9});
+
+  check_values(xg::diag(make({1, 2}, {2})), {1, 0, 0, 2});
+  check_values(make({1, 2}, {2}).diag(1), {0, 1, 0, 0, 0, 2, 0, 0, 0});
+  const Tensor m3 = make({0, 1, 2, 3, 4, 5, 6, 7, 8}, {3, 3});
+  check_values(m3.diag(1), {1, 5});
+  check_values(m3.diag(-1), {3, 7});
+  const Tensor pairs = make({1, 2, 3, 4}, {2, 2});
+  check_values(pairs.diag_embed(), {1, 0, 0, 2, 3, 0, 0, 4});
+  Tensor moved = xg::diag_embed(pairs, 0, 0, 2);
+  CHECK(moved.shape() == Shape{2, 2, 2});
+  check_values(moved, {1, 0, 3, 0, 0, 2, 0, 4});
+  CHECK(xg::diag_embed(make({1, 2}, {2}), -1).shape() == Shape{3, 3});
+  CHECK_THROWS_WITH(xg::diag(xg::zeros({2, 2, 2})), Contains("diag") && Contains("1-D or 2-D"));
+
+  auto ij = xg::meshgrid({make({1, 2, 3}, {3}), make({4, 5}, {2})});
+  CHECK(ij[0].shape() == Shape{3, 2});
+  check_values(ij[0], {1, 1, 2, 2, 3, 3});
+  check_values(ij[1], {4, 5, 4, 5, 4, 5});
+  auto xy = xg::meshgrid({make({1, 2, 3}, {3}), make({4, 5}, {2})}, "xy");
+  CHECK(xy[0].shape() == Shape{2, 3});
+  check_values(xy[0], {1, 2, 3, 1, 2, 3});
+  check_values(xy[1], {4, 4, 4, 5, 5, 5});
+  CHECK_THROWS_WITH(xg::meshgrid({make({1}, {1})}, "yx"), Contains("meshgrid") && Contains("indexing"));
+
+  check_values(make({1, 2, 3}, {3}).repeat_interleave(2), {1, 1, 2, 2, 3, 3});
+  check_values(pairs.repeat_interleave(xg::tensor({1, 2}, {2}, xg::kInt64), 0), {1, 2, 3, 4, 3, 4});
+  check_values(pairs.repeat_interleave(2), {1, 1, 2, 2, 3, 3, 4, 4});
+  check_values(xg::repeat_interleave(xg::tensor({1, 0, 2}, {3}, xg::kInt64)), {0, 2, 2});
+  CHECK_THROWS_WITH(pairs.repeat_interleave(xg::tensor({1, 2, 3}, {3}, xg::kInt64), 0), Contains("repeat_interleave"));
+  CHECK_THROWS_WITH(pairs.repeat_interleave(-1), Contains("repeat_interleave") && Contains("negative"));
+
+  const Tensor points = make({0, 0, 1, 1}, {2, 2}), target = make({3, 4}, {1, 2});
+  check_values(xg::cdist(points, target), {5, std::sqrt(13.0)});
+  check_values(xg::cdist(points, target, 1), {7, 5});
+  CHECK(xg::cdist(xg::zeros({3, 4, 2}), xg::zeros({3, 5, 2})).shape() == Shape{3, 4, 5});
+  CHECK_THROWS_WITH(xg::cdist(points, make({1, 2, 3}, {1, 3})), Contains("cdist") && Contains("columns"));
+
+  xg::manual_seed(47);
+  check_grads("addmm", [](const TensorList& in) { return xg::addmm(in[0], in[1], in[2], 0.5, 2); }, {normal({3}), normal({2, 4}), normal({4, 3})});
+  check_grads("addmm beta 0", [](const TensorList& in) { return xg::addmm(in[0], in[1], in[2], 0, 1); }, {normal({2, 3}), normal({2, 4}), normal({4, 3})});
+  check_grads("baddbmm", [](const TensorList& in) { return xg::baddbmm(in[0], in[1], in[2], 2, 0.5); },
+              {normal({1, 3}), normal({2, 2, 4}), normal({2, 4, 3})});
+  check_grads("diag of a vector", [](const TensorList& in) { return xg::diag(in[0], -1); }, {normal({3})});
+  check_grads("diag of a matrix", [](const TensorList& in) { return xg::diag(in[0], 1); }, {normal({3, 4})});
+  check_grads("diag_embed", [](const TensorList& in) { return xg::diag_embed(in[0], 1, 0, 2); }, {normal({2, 3})});
+  check_grads_multi("meshgrid", [](const TensorList& in) { return xg::meshgrid({in[0], in[1]}, "xy"); }, {normal({3}), normal({2})});
+  check_grads("repeat_interleave", [](const TensorList& in) { return xg::repeat_interleave(in[0], xg::tensor({2, 0, 1}, {3}, xg::kInt64), 1); },
+              {normal({2, 3})});
+  check_grads("cdist", [](const TensorList& in) { return xg::cdist(in[0], in[1]); }, {distinct({3, 2}), distinct({4, 2}, 0.15, 0.07)});
+  check_grads("cdist p=3", [](const TensorList& in) { return xg::cdist(in[0], in[1], 3); }, {distinct({2, 2, 3}), distinct({2, 3, 3}, 0.15, 0.05)});
+}

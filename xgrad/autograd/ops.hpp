@@ -196,6 +196,23 @@ Tensor trace(const Tensor& x);
 /// |weight| >= 0.5, so weight 1 gives end exactly).
 Tensor lerp(const Tensor& start, const Tensor& end, double weight);
 Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+/// beta * input + alpha * (mat1 @ mat2); input broadcasts to [n, m]; beta = 0 ignores input (NaN too).
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, double beta = 1.0, double alpha = 1.0);
+/// beta * input + alpha * bmm(batch1, batch2).
+Tensor baddbmm(const Tensor& input, const Tensor& batch1, const Tensor& batch2, double beta = 1.0, double alpha = 1.0);
+/// A 1-D x on the offset diagonal of a new square matrix; a matrix's offset diagonal as a 1-D copy.
+Tensor diag(const Tensor& x, int64_t diagonal = 0);
+/// x's last dim placed on the offset diagonal of the planes (dim1, dim2) of a new tensor of rank dim() + 1.
+Tensor diag_embed(const Tensor& x, int64_t offset = 0, int64_t dim1 = -2, int64_t dim2 = -1);
+/// Coordinate grids (expanded views) from 0-D or 1-D tensors; indexing "ij" (matrix) or "xy" (Cartesian).
+TensorList meshgrid(const TensorList& tensors, const std::string& indexing = "ij");
+/// Each element (or slice along dim) repeated repeats[i] times in place; without dim, of the flattened x.
+Tensor repeat_interleave(const Tensor& x, const Tensor& repeats, std::optional<int64_t> dim = std::nullopt);
+Tensor repeat_interleave(const Tensor& x, int64_t repeats, std::optional<int64_t> dim = std::nullopt);
+/// i repeated repeats[i] times, for i = 0 .. n - 1.
+Tensor repeat_interleave(const Tensor& repeats);
+/// Pairwise p-norm distances between the rows of x1 [.., P, M] and x2 [.., R, M] -> [.., P, R].
+Tensor cdist(const Tensor& x1, const Tensor& x2, double p = 2.0);
 /// Running sum along dim (float32 accumulated in double, as PyTorch on the CPU).
 Tensor cumsum(const Tensor& x, int64_t dim);
 

@@ -2,6 +2,9 @@
 // gradients) are those of the ops they are made of, so they need no backward of their own.
 #include <cmath>
 #include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "xgrad/autograd/kernels.hpp"
 #include "xgrad/autograd/ops.hpp"
@@ -28,6 +31,12 @@ Tensor triangle_mask(const Tensor& x, int64_t diagonal, bool lower, const char* 
   Tensor col = arange(0, static_cast<double>(cols), 1, TensorOptions(kInt64)).reshape({1, cols});
   Tensor offset = sub(col, row);  // j - i
   return lower ? le(offset, static_cast<double>(diagonal)) : ge(offset, static_cast<double>(diagonal));
+}
+/// beta * input for addmm and baddbmm. beta = 0 ignores input entirely, so a NaN or inf in it does not
+/// propagate, while input still gets its (zero) gradient, as PyTorch's.
+Tensor scaled_input(const Tensor& input, double beta) {
+  if (beta == 0.0) return where(zeros(input.shape(), kInt64), input, zeros({}, input.dtype()));
+  return beta == 1.0 ? input : mul(input, beta);
 }
 }  // namespace
 
@@ -132,6 +141,123 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
   detail::check_defined("lerp", weight);
   Tensor diff = sub(end, start);
   return where(lt(abs(weight), 0.5), add(start, mul(weight, diff)), sub(end, mul(diff, rsub(weight, 1.0))));
+}
+
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, double beta, double alpha) {
+  detail::check_defined("addmm", input);
+  XG_CHECK(mat1.defined() && mat2.defined() && mat1.dim() == 2 && mat2.dim() == 2,
+           "addmm: expected two matrices (2-D), got shapes {} and {}", mat1.defined() ? shape_string(mat1.shape()) : "undefined",
+           mat2.defined() ? shape_string(mat2.shape()) : "undefined");
+  Tensor product = mm(mat1, mat2);
+  if (alpha != 1.0) product = mul(product, alpha);
+  // input must broadcast to the product's shape (PyTorch: "expand" it, never grow the result).
+  Tensor base = expand(input, product.shape());
+  return add(scaled_input(base, beta), product);
+}
+
+Tensor baddbmm(const Tensor& input, const Tensor& batch1, const Tensor& batch2, double beta, double alpha) {
+  detail::check_defined("baddbmm", input);
+  XG_CHECK(batch1.defined() && batch2.defined() && batch1.dim() == 3 && batch2.dim() == 3,
+           "baddbmm: expected two batches of matrices (3-D), got shapes {} and {}",
+           batch1.defined() ? shape_string(batch1.shape()) : "undefined", batch2.defined() ? shape_string(batch2.shape()) : "undefined");
+  Tensor product = bmm(batch1, batch2);
+  if (alpha != 1.0) product = mul(product, alpha);
+  return add(scaled_input(expand(input, product.shape()), beta), product);
+}
+
+Tensor diag_embed(const Tensor& x, int64_t offset, int64_t dim1, int64_t dim2) {
+  detail::check_defined("diag_embed", x);
+  XG_CHECK(x.dim() >= 1, "diag_embed: expected at least a 1-D input, got a 0-D tensor");
+  const int64_t rank = x.dim() + 1;
+  const int64_t d1 = detail::normalize_dim("diag_embed", dim1, rank), d2 = detail::normalize_dim("diag_embed", dim2, rank);
+  XG_CHECK(d1 != d2, "diag_embed: diagonal dimensions cannot be identical {}, {}", dim1, dim2);
+  const int64_t n = x.size(-1) + std::abs(offset);
+  // The batch dims of x in order, with the two new n-sized dims at d1 and d2.
+  Shape out_shape;
+  int64_t next = 0;
+  for (int64_t d = 0; d < rank; ++d) out_shape.push_back(d == d1 || d == d2 ? n : x.size(next++));
+  Tensor out = zeros(out_shape, x.dtype());
+  // diagonal() lists the diagonal last, after the batch dims in order: exactly x's layout. Writing
+  // through the view records CopySlices, so the gradient is the diagonal of the output's gradient.
+  out.diagonal(offset, d1, d2).copy_(x);
+  return out;
+}
+
+Tensor diag(const Tensor& x, int64_t diagonal_index) {
+  detail::check_defined("diag", x);
+  XG_CHECK(x.dim() == 1 || x.dim() == 2, "diag: expected a 1-D or 2-D tensor, got shape {}", shape_string(x.shape()));
+  if (x.dim() == 1) return diag_embed(x, diagonal_index, 0, 1);
+  return clone(diagonal(x, diagonal_index, 0, 1));  // a copy, as torch.diag
+}
+
+TensorList meshgrid(const TensorList& tensors, const std::string& indexing) {
+  XG_CHECK(indexing == "ij" || indexing == "xy", "meshgrid: indexing must be \"ij\" or \"xy\", got \"{}\"", indexing);
+  XG_CHECK(!tensors.empty(), "meshgrid: expected at least one tensor");
+  Shape grid;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    detail::check_defined("meshgrid", tensors[i]);
+    XG_CHECK(tensors[i].dim() <= 1, "meshgrid: expected 0-D or 1-D tensors, got shape {} for tensor {}", shape_string(tensors[i].shape()), i);
+    XG_CHECK(tensors[i].dtype() == tensors[0].dtype(), "meshgrid: expected all tensors to have the same dtype, got {} and {}",
+             tensors[0].dtype(), tensors[i].dtype());
+    grid.push_back(tensors[i].numel());
+  }
+  // "xy" is "ij" with the first two inputs' roles swapped (Cartesian: x varies along columns).
+  const bool swap = indexing == "xy" && tensors.size() >= 2;
+  if (swap) std::swap(grid[0], grid[1]);
+  TensorList out;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    size_t axis = i;
+    if (swap && i < 2) axis = 1 - i;
+    Shape along(grid.size(), 1);
+    along[axis] = tensors[i].numel();
+    out.push_back(expand(reshape(tensors[i], along), grid));
+  }
+  return out;
+}
+
+Tensor repeat_interleave(const Tensor& x, const Tensor& repeats, std::optional<int64_t> dim) {
+  detail::check_defined("repeat_interleave", x);
+  XG_CHECK(repeats.defined() && repeats.dtype() == kInt64 && repeats.dim() <= 1,
+           "repeat_interleave: repeats must be an int64 scalar or 1-D tensor, got {}",
+           repeats.defined() ? fmt::format("{} of shape {}", repeats.dtype(), shape_string(repeats.shape())) : "undefined");
+  Tensor input = dim ? x : flatten(x);
+  const int64_t d = dim ? detail::normalize_dim("repeat_interleave", *dim, x.dim()) : 0;
+  const int64_t n = input.dim() == 0 ? 1 : input.size(d);
+  const Tensor counts = repeats.contiguous();
+  const int64_t* r = counts.contiguous_data<int64_t>();
+  XG_CHECK(counts.numel() == 1 || counts.numel() == n, "repeat_interleave: repeats must have the same size as input along dim ({}), got {}",
+           n, counts.numel());
+  std::vector<double> picks;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t times = r[counts.numel() == 1 ? 0 : i];
+    XG_CHECK(times >= 0, "repeat_interleave: repeats can not be negative, got {}", times);
+    picks.insert(picks.end(), static_cast<size_t>(times), static_cast<double>(i));
+  }
+  const Tensor index = picks.empty() ? zeros({0}, kInt64) : tensor(picks, {static_cast<int64_t>(picks.size())}, kInt64);
+  return index_select(input, d, index);
+}
+
+Tensor repeat_interleave(const Tensor& x, int64_t repeats, std::optional<int64_t> dim) {
+  return repeat_interleave(x, full({}, static_cast<double>(repeats), kInt64), dim);
+}
+
+Tensor repeat_interleave(const Tensor& repeats) {
+  XG_CHECK(repeats.defined() && repeats.dtype() == kInt64 && repeats.dim() == 1,
+           "repeat_interleave: repeats must be a 1-D int64 tensor, got {}",
+           repeats.defined() ? fmt::format("{} of shape {}", repeats.dtype(), shape_string(repeats.shape())) : "undefined");
+  return repeat_interleave(arange(0, static_cast<double>(repeats.numel()), 1, kInt64), repeats, 0);
+}
+
+Tensor cdist(const Tensor& x1, const Tensor& x2, double p) {
+  detail::check_defined("cdist", x1);
+  detail::check_defined("cdist", x2);
+  XG_CHECK(x1.dim() >= 2 && x2.dim() >= 2, "cdist: expected at least 2-D inputs [.., P, M] and [.., R, M], got shapes {} and {}",
+           shape_string(x1.shape()), shape_string(x2.shape()));
+  XG_CHECK(x1.size(-1) == x2.size(-1), "cdist: x1 and x2 must have the same number of columns, got shapes {} and {}",
+           shape_string(x1.shape()), shape_string(x2.shape()));
+  XG_CHECK(p >= 0, "cdist: only supports non-negative p values, got {}", p);
+  // [.., P, 1, M] - [.., 1, R, M], then the p-norm of each difference (its gradient is 0 at distance 0).
+  return norm(sub(unsqueeze(x1, -2), unsqueeze(x2, -3)), p, -1);
 }
 
 }  // namespace xg

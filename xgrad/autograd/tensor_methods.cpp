@@ -41,6 +41,18 @@ Tensor Tensor::trace() const { return xg::trace(*this); }
 Tensor Tensor::lerp(const Tensor& end, double weight) const { return xg::lerp(*this, end, weight); }
 Tensor Tensor::lerp(const Tensor& end, const Tensor& weight) const { return xg::lerp(*this, end, weight); }
 Tensor Tensor::cumsum(int64_t dim) const { return xg::cumsum(*this, dim); }
+Tensor Tensor::addmm(const Tensor& mat1, const Tensor& mat2, double beta, double alpha) const {
+  return xg::addmm(*this, mat1, mat2, beta, alpha);
+}
+Tensor Tensor::baddbmm(const Tensor& batch1, const Tensor& batch2, double beta, double alpha) const {
+  return xg::baddbmm(*this, batch1, batch2, beta, alpha);
+}
+Tensor Tensor::diag(int64_t diagonal) const { return xg::diag(*this, diagonal); }
+Tensor Tensor::diag_embed(int64_t offset, int64_t dim1, int64_t dim2) const { return xg::diag_embed(*this, offset, dim1, dim2); }
+Tensor Tensor::repeat_interleave(const Tensor& repeats, std::optional<int64_t> dim) const {
+  return xg::repeat_interleave(*this, repeats, dim);
+}
+Tensor Tensor::repeat_interleave(int64_t repeats, std::optional<int64_t> dim) const { return xg::repeat_interleave(*this, repeats, dim); }
 std::tuple<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const { return xg::sort(*this, dim, descending); }
 Tensor Tensor::argsort(int64_t dim, bool descending) const { return xg::argsort(*this, dim, descending); }
 std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest, bool sorted) const {
