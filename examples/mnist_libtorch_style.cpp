@@ -4,8 +4,8 @@
 // Stack<>, make_data_loader with a SequentialSampler for training and the default RandomSampler for
 // testing, SGD with momentum, and the example's train()/test() templates over any loader.
 //
-// The free functions libtorch has in `torch::` (max_pool2d, dropout, nll_loss) are spelled with
-// xg::nn::functional here. Data: the 10,000 real MNIST digits from scripts/get_mnist.sh (8,000 train,
+// The free functions libtorch has in `torch::` (max_pool2d, dropout, nll_loss with
+// torch::Reduction::Sum) are xg:: functions with ATen's signatures, so those lines read as the original. Data: the 10,000 real MNIST digits from scripts/get_mnist.sh (8,000 train,
 // 2,000 test; $XGRAD_MNIST_DIR or ~/.cache/xgrad/mnist), or any MNIST directory given as the first argument.
 // Exits non-zero when the test accuracy after training is below --min-accuracy (a smoke test's check).
 //
@@ -19,8 +19,6 @@
 
 #include "common/mnist_digits.hpp"
 #include "common/training.hpp"
-
-namespace F = xg::nn::functional;
 
 // Where to find the MNIST dataset.
 static std::string kDataRoot;
@@ -48,11 +46,11 @@ struct Net : xg::nn::Module {
   }
 
   xg::Tensor forward(xg::Tensor x) {
-    x = xg::relu(F::max_pool2d(conv1->forward(x), 2));
-    x = xg::relu(F::max_pool2d(conv2_drop->forward(conv2->forward(x)), 2));
+    x = xg::relu(xg::max_pool2d(conv1->forward(x), 2));
+    x = xg::relu(xg::max_pool2d(conv2_drop->forward(conv2->forward(x)), 2));
     x = x.view({-1, 320});
     x = xg::relu(fc1->forward(x));
-    x = F::dropout(x, /*p=*/0.5, /*training=*/is_training());
+    x = xg::dropout(x, /*p=*/0.5, /*training=*/is_training());
     x = fc2->forward(x);
     return xg::log_softmax(x, /*dim=*/1);
   }
@@ -72,7 +70,7 @@ void train(size_t epoch, Net& model, DataLoader& data_loader, xg::optim::Optimiz
     auto data = batch.data, targets = batch.target;
     optimizer.zero_grad();
     auto output = model.forward(data);
-    auto loss = F::nll_loss(output, targets);
+    auto loss = xg::nll_loss(output, targets);
     XG_CHECK(!std::isnan(loss.template item<float>()), "the training loss is NaN");
     loss.backward();
     optimizer.step();
@@ -93,7 +91,7 @@ double test(Net& model, DataLoader& data_loader, size_t dataset_size) {
   for (const auto& batch : data_loader) {
     auto data = batch.data, targets = batch.target;
     auto output = model.forward(data);
-    test_loss += F::nll_loss(output, targets, F::NLLLossFuncOptions().reduction(xg::kSum)).template item<float>();
+    test_loss += xg::nll_loss(output, targets, /*weight=*/{}, xg::Reduction::Sum).template item<float>();
     auto pred = output.argmax(1);
     correct += pred.eq(targets).sum().template item<int64_t>();
   }

@@ -37,3 +37,6 @@
 #if __has_include("xgrad/nn/serialize.hpp")
 #include "xgrad/nn/serialize.hpp"
 #endif
+#if __has_include("xgrad/nn/torch_functions.hpp")
+#include "xgrad/nn/torch_functions.hpp"
+#endif
