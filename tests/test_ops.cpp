@@ -2097,3 +2097,53 @@ TEST_CASE("ops: addmm, baddbmm, diag, diag_embed, meshgrid, repeat_interleave, c
   check_grads("cdist", [](const TensorList& in) { return xg::cdist(in[0], in[1]); }, {distinct({3, 2}), distinct({4, 2}, 0.15, 0.07)});
   check_grads("cdist p=3", [](const TensorList& in) { return xg::cdist(in[0], in[1], 3); }, {distinct({2, 2, 3}), distinct({2, 3, 3}, 0.15, 0.05)});
 }
+
+TEST_CASE("ops: random fills, fill_diagonal_, requires_grad() and dtype() options", "[ops][fills]") {
+  xg::manual_seed(49);
+  Tensor u = xg::empty({1000}, xg::kFloat64);
+  u.uniform_(2, 5);
+  CHECK(xg::min(u).item<double>() >= 2.0);
+  CHECK(xg::max(u).item<double>() < 5.0);
+  CHECK(u.mean().item<double>() == Approx(3.5).margin(0.15));  // sd of the mean: 0.87 / sqrt(1000) = 0.027
+  Tensor n = xg::empty({4000}, xg::kFloat64);
+  n.normal_(1, 2);
+  CHECK(n.mean().item<double>() == Approx(1.0).margin(0.2));  // sd of the mean 0.032
+  CHECK(n.std().item<double>() == Approx(2.0).margin(0.15));
+  Tensor b = xg::zeros({4000}, xg::kInt64);
+  b.bernoulli_(0.25);
+  CHECK(b.sum().item<int64_t>() > 850);  // mean 1000, sd 27
+  CHECK(b.sum().item<int64_t>() < 1150);
+  CHECK(xg::max(b).item<int64_t>() == 1);
+  Tensor r = xg::zeros({2000}, xg::kFloat32);
+  r.random_(3, 7);
+  CHECK(xg::min(r).item<float>() == 3.0f);
+  CHECK(xg::max(r).item<float>() == 6.0f);
+  for (float v : std::vector<float>(r.data_ptr<float>(), r.data_ptr<float>() + r.numel())) CHECK(v == std::floor(v));
+  CHECK_THROWS_WITH(xg::zeros({2}, xg::kInt64).uniform_(), Contains("uniform_") && Contains("floating"));
+  CHECK_THROWS_WITH(xg::zeros({2}).normal_(0, -1), Contains("normal_") && Contains("std >= 0"));
+  CHECK_THROWS_WITH(xg::zeros({2}).random_(5, 5), Contains("random_"));
+  Tensor param = xg::zeros({2}, xg::requires_grad());
+  CHECK(param.requires_grad());
+  CHECK_THROWS_WITH(param.uniform_(), Contains("uniform_"));  // in place on a leaf that requires grad
+
+  Tensor m = xg::zeros({3, 3}, xg::dtype(xg::kFloat64));
+  CHECK(m.dtype() == xg::kFloat64);
+  m.fill_diagonal_(5);
+  check_values(m, {5, 0, 0, 0, 5, 0, 0, 0, 5});
+  Tensor tall = xg::zeros({7, 3}, xg::kFloat64);
+  tall.fill_diagonal_(1, /*wrap=*/true);  // rows 0, 1, 2, then 4, 5, 6 (row 3 is the gap)
+  check_values(tall.sum(1), {1, 1, 1, 0, 1, 1, 1});
+  Tensor no_wrap = xg::zeros({7, 3}, xg::kFloat64);
+  no_wrap.fill_diagonal_(1);
+  check_values(no_wrap.sum(1), {1, 1, 1, 0, 0, 0, 0});
+  Tensor cube = xg::zeros({2, 2, 2}, xg::kFloat64);
+  cube.fill_diagonal_(3);
+  check_values(cube, {3, 0, 0, 0, 0, 0, 0, 3});
+  CHECK_THROWS_WITH(xg::zeros({2, 3, 3}).fill_diagonal_(1), Contains("fill_diagonal_") && Contains("equal length"));
+  // Through autograd: the diagonal's old values get no gradient, the rest pass it on.
+  Tensor w = leaf({1, 2, 3, 4}, {2, 2});
+  Tensor y = w * 1.0;
+  y.fill_diagonal_(0);
+  y.sum().backward();
+  check_values(w.grad(), {0, 1, 1, 0});
+}

@@ -884,6 +884,80 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::zero_() { return fill_(0.0); }
 
+Tensor& Tensor::uniform_(double from, double to) {
+  check_inplace("uniform_", *this);
+  XG_CHECK(is_floating(dtype()), "uniform_: expected a floating tensor, got {}", dtype());
+  XG_CHECK(std::isfinite(from) && std::isfinite(to) && from <= to, "uniform_: expects to return a [from, to) range, but found from={} > to={}",
+           from, to);
+  Tensor values;
+  {
+    NoGradGuard no_grad;
+    values = xg::add(xg::mul(xg::rand(shape(), dtype()), to - from), from);
+  }
+  return copy_(values);
+}
+
+Tensor& Tensor::normal_(double mean, double std) {
+  check_inplace("normal_", *this);
+  XG_CHECK(is_floating(dtype()), "normal_: expected a floating tensor, got {}", dtype());
+  XG_CHECK(std::isfinite(mean) && std >= 0 && std::isfinite(std), "normal_: expects std >= 0.0 (and finite mean and std), got mean={} std={}",
+           mean, std);
+  Tensor values;
+  {
+    NoGradGuard no_grad;
+    values = xg::add(xg::mul(xg::randn(shape(), dtype()), std), mean);
+  }
+  return copy_(values);
+}
+
+Tensor& Tensor::bernoulli_(double p) {
+  check_inplace("bernoulli_", *this);
+  XG_CHECK(p >= 0 && p <= 1, "bernoulli_: expected p in [0, 1], got {}", p);
+  Tensor values;
+  {
+    NoGradGuard no_grad;
+    values = xg::to_dtype(xg::lt(xg::rand(shape(), kFloat64), p), dtype());
+  }
+  return copy_(values);
+}
+
+Tensor& Tensor::random_(int64_t from, int64_t to) {
+  check_inplace("random_", *this);
+  XG_CHECK(from < to, "random_: expects 'from' to be less than 'to', but got from={} >= to={}", from, to);
+  Tensor values;
+  {
+    NoGradGuard no_grad;
+    values = xg::randint(from, to, shape(), kInt64);
+    if (dtype() != kInt64) values = values.to(dtype());
+  }
+  return copy_(values);
+}
+
+Tensor& Tensor::random_(int64_t to) { return random_(0, to); }
+
+Tensor& Tensor::fill_diagonal_(double value, bool wrap) {
+  check_inplace("fill_diagonal_", *this);
+  XG_CHECK(dim() >= 2, "fill_diagonal_: dimensions must larger than 1, got shape {}", shape_string(shape()));
+  const Shape s = shape();
+  if (dim() > 2)
+    for (int64_t d = 1; d < dim(); ++d)
+      XG_CHECK(s[d] == s[0], "fill_diagonal_: all dimensions of input must be of equal length, got shape {}", shape_string(s));
+  // The diagonal's flat positions in the row-major layout: a step of sum(row-major strides); without
+  // wrap, only the first xg::min(rows, cols) of them.
+  int64_t step = 0, stride = 1, total = 1;
+  for (int64_t d = dim() - 1; d >= 0; --d) {
+    step += stride;
+    stride *= s[d];
+    total *= s[d];
+  }
+  const int64_t count = wrap && dim() == 2 ? (total + step - 1) / step : std::min(s[0], s[1]);
+  Tensor mask = xg::zeros(s, kInt64);
+  int64_t* m = mask.contiguous_data<int64_t>();
+  for (int64_t k = 0; k < count && k * step < total; ++k) m[k * step] = 1;
+  // Only the diagonal is overwritten: the other elements keep their values and their gradient.
+  return copy_(xg::where(mask, xg::full({}, value, dtype()), *this));
+}
+
 Tensor& Tensor::copy_(const Tensor& src) {
   detail::check_defined("copy_", src);
   check_inplace("copy_", *this, &src);

@@ -329,6 +329,21 @@ class Tensor {
   Tensor& fill_(double value);
   /// Copies src (broadcast to this shape, converted to this dtype) into this tensor.
   Tensor& copy_(const Tensor& src);
+  // Random fills from xg's generator (xg::manual_seed); like fill_, they overwrite every element (the
+  // gradient to the old values is zero) and follow the in-place rules of views and leaves.
+  /// Uniform on [from, to) (floating dtypes; from <= to).
+  Tensor& uniform_(double from = 0.0, double to = 1.0);
+  /// Normal with the given mean and std (floating dtypes; std >= 0).
+  Tensor& normal_(double mean = 0.0, double std = 1.0);
+  /// 1 with probability p, else 0 (any dtype; p in [0, 1]).
+  Tensor& bernoulli_(double p = 0.5);
+  /// Integers uniform on [from, to) (any dtype; from < to).
+  Tensor& random_(int64_t from, int64_t to);
+  /// Integers uniform on [0, to).
+  Tensor& random_(int64_t to);
+  /// value on the main diagonal (all dims equal above 2-D); wrap: a tall matrix's diagonal restarts
+  /// every columns + 1 rows, as NumPy's fill_diagonal.
+  Tensor& fill_diagonal_(double value, bool wrap = false);
 
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
   /// True when both handles refer to the same tensor.
@@ -369,6 +384,9 @@ Tensor full_like(const Tensor& like, double value, std::optional<Dtype> dtype = 
 /// [0, end) and [start, end) by step, as torch::arange (default dtype int64 as in PyTorch for integers).
 Tensor arange(double end, TensorOptions options = TensorOptions(kInt64));
 Tensor arange(double start, double end, double step = 1, TensorOptions options = TensorOptions(kInt64));
+/// libtorch's TensorOptions helpers: `xg::zeros({2}, xg::requires_grad())`, `xg::ones(3, xg::dtype(xg::kFloat64))`.
+inline TensorOptions requires_grad(bool requires = true) { return TensorOptions().requires_grad(requires); }
+inline TensorOptions dtype(Dtype value) { return TensorOptions(value); }
 /// `steps` values evenly spaced from start to end inclusive (PyTorch's formula: the first half counted
 /// up from start, the second half down from end, so both ends are exact). Floating dtypes only.
 Tensor linspace(double start, double end, int64_t steps, TensorOptions options = TensorOptions());
