@@ -6,12 +6,17 @@
 #             included); any report fails the run. Examples and benchmarks are not rebuilt here.
 #   fuzz      libFuzzer targets for every parser of outside bytes (idx, safetensors/checkpoints, CSV), built
 #             with clang, each run for FUZZ_SECONDS from the seed corpus in tests/fuzz/corpus.
+#   tsan      (not part of "all": a third full build would push CI past its time budget) the unit tests of
+#             the threaded code -- data loaders with worker threads and the parallel_for pool --
+#             built with ThreadSanitizer; any report fails the run. Run it after changing them.
 #
-#   scripts/ci_reliability.sh [sanitize|fuzz|all]      (default: all)
+#   scripts/ci_reliability.sh [sanitize|fuzz|all|tsan]      (default: all)
 #
 # Environment:
 #   XGRAD_SANITIZE_BUILD_DIR  build tree of the sanitizer build   (default build-ci-sanitize)
 #   XGRAD_FUZZ_BUILD_DIR      build tree of the fuzz build        (default build-ci-fuzz)
+#   XGRAD_TSAN_BUILD_DIR      build tree of the ThreadSanitizer build (default build-ci-tsan)
+#   TSAN_TESTS                Catch test spec for the tsan stage  (default "[data],[parallel]")
 #   FUZZ_SECONDS              time per fuzz target                (default 60)
 #   JOBS                      parallel build jobs                 (default nproc)
 #   XGRAD_NATIVE              ON|OFF, as in scripts/test.sh       (default ON)
@@ -23,12 +28,13 @@ cd "$repo_root"
 
 stage="${1:-all}"
 case "$stage" in
-  sanitize|fuzz|all) ;;
-  *) echo "usage: $0 [sanitize|fuzz|all]" >&2; exit 2 ;;
+  sanitize|fuzz|all|tsan) ;;
+  *) echo "usage: $0 [sanitize|fuzz|all|tsan]" >&2; exit 2 ;;
 esac
 
 sanitize_dir="${XGRAD_SANITIZE_BUILD_DIR:-build-ci-sanitize}"
 fuzz_dir="${XGRAD_FUZZ_BUILD_DIR:-build-ci-fuzz}"
+tsan_dir="${XGRAD_TSAN_BUILD_DIR:-build-ci-tsan}"
 fuzz_seconds="${FUZZ_SECONDS:-60}"
 jobs="${JOBS:-$(nproc)}"
 
@@ -109,6 +115,23 @@ run_fuzz() {
   fi
 }
 
+run_tsan() {
+  echo "== reliability: ThreadSanitizer build of the unit tests"
+  bash "$script_dir/setup.sh"
+  # -O1 keeps reports readable and the instrumented run fast enough; OpenBLAS is not instrumented, so
+  # the spec sticks to xgrad's own threads (loader workers, the parallel_for pool).
+  cmake -S . -B "$tsan_dir" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS="-fsanitize=thread" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+    -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
+    "${common_configure[@]}"
+  cmake --build "$tsan_dir" -j"$jobs" --target xgrad_tests
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "$tsan_dir/tests/xgrad_tests" "${TSAN_TESTS:-[data],[parallel]}"
+}
+
 if [[ "$stage" == sanitize || "$stage" == all ]]; then run_sanitize; fi
+if [[ "$stage" == tsan ]]; then run_tsan; fi
 if [[ "$stage" == fuzz || "$stage" == all ]]; then run_fuzz; fi
 echo "== reliability: all checks passed"
