@@ -1852,6 +1852,14 @@ TEST_CASE("ops: repeat and tile", "[ops][compose]") {
   CHECK(t.shape() == Shape{2, 6});
   check_values(t, {0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5});
   CHECK(xg::tile(v, {3, 1}).shape() == Shape{3, 2});
+  // Always a tensor of its own, even where a view would do (repeats of 1; a stride-0 layout).
+  Tensor own = x.repeat({1, 1});
+  CHECK(!own.is_alias_of(x));
+  own.add_(1);
+  check_values(x, {0, 1, 2, 3, 4, 5});
+  Tensor rows = make({1, 2, 3}, {3}).repeat({2, 1});
+  rows.add_(1);  // no internal overlap
+  check_values(rows, {2, 3, 4, 2, 3, 4});
 
   xg::manual_seed(42);
   check_grads("repeat", [](const TensorList& in) { return xg::repeat(in[0], {2, 1, 3}); }, {normal({2, 3})});
@@ -1977,6 +1985,14 @@ TEST_CASE("ops: sort, argsort, topk, kthvalue, median", "[ops][sort]") {
   check_values(kept, {1, 4});
   check_values(kept_i, {1, 2});
   CHECK_THROWS_WITH(y.kthvalue(0), Contains("kthvalue") && Contains("counts from 1"));
+  // 0-D inputs: one element along dim 0 (PyTorch's results are 0-D).
+  const Tensor scalar = make({3}, {});
+  CHECK(std::get<0>(scalar.kthvalue(1)).item<double>() == 3.0);
+  CHECK(std::get<1>(scalar.kthvalue(1)).dim() == 0);
+  CHECK(std::get<0>(scalar.median(0)).item<double>() == 3.0);
+  CHECK(std::get<0>(scalar.sort()).dim() == 0);
+  CHECK(std::get<1>(scalar.topk(1)).item<int64_t>() == 0);
+  CHECK(scalar.argsort().item<int64_t>() == 0);
 
   auto [med, med_i] = make({5, 1, 4, 2}, {4}).median(0);  // sorted 1 2 4 5: the lower median is 2
   CHECK(med.item<double>() == 2.0);
@@ -2027,6 +2043,11 @@ TEST_CASE("ops: a bare integer wherever libtorch's IntArrayRef takes one", "[ops
   CHECK(make({1}, {1}).expand(4).shape() == Shape{4});
   CHECK(x.permute({1, 0}).shape() == Shape{3, 2});
   check_values(x.var(0), {4.5, 4.5, 4.5});
+  check_values(x.var({0}), {4.5, 4.5, 4.5});
+  // A bool is not accepted as dims (x.var(false) does not compile); the biased variance is var({}, false).
+  static_assert(!std::is_convertible_v<bool, xg::IntArrayRef>);
+  static_assert(std::is_convertible_v<int, xg::IntArrayRef>);
+  CHECK(x.var({}, false).item<double>() == Approx(17.5 / 6.0));
   check_values(x.logsumexp(0), {std::log(std::exp(1.0) + std::exp(4.0)), std::log(std::exp(2.0) + std::exp(5.0)),
                                 std::log(std::exp(3.0) + std::exp(6.0))});
   // A vector or a braced list works as before, and a Shape from shape() too.
@@ -2080,6 +2101,7 @@ TEST_CASE("ops: addmm, baddbmm, diag, diag_embed, meshgrid, repeat_interleave, c
   const Tensor points = make({0, 0, 1, 1}, {2, 2}), target = make({3, 4}, {1, 2});
   check_values(xg::cdist(points, target), {5, std::sqrt(13.0)});
   check_values(xg::cdist(points, target, 1), {7, 5});
+  check_values(xg::cdist(points, make({0, 1}, {1, 2}), 0), {1, 1});  // the count of differing coordinates
   CHECK(xg::cdist(xg::zeros({3, 4, 2}), xg::zeros({3, 5, 2})).shape() == Shape{3, 4, 5});
   CHECK_THROWS_WITH(xg::cdist(points, make({1, 2, 3}, {1, 3})), Contains("cdist") && Contains("columns"));
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 #include <vector>
 
 #include "xgrad/autograd/error.hpp"
@@ -23,6 +24,10 @@ class ArrayRef {
 
   constexpr ArrayRef() = default;
   /* implicit */ constexpr ArrayRef(const T& one) : data_(&one), size_(1) {}
+  /// A bool is not a size or a dim: `x.var(false)` (libtorch's var(bool unbiased), which xgrad spells
+  /// var({}, false)) or `x.sum(true)` must not quietly become dim {0} or {1}.
+  template <class U, std::enable_if_t<std::is_same_v<U, bool> && !std::is_same_v<T, bool>, int> = 0>
+  ArrayRef(U) = delete;
   constexpr ArrayRef(const T* data, size_t size) : data_(data), size_(size) {}
   constexpr ArrayRef(const T* begin, const T* end) : data_(begin), size_(static_cast<size_t>(end - begin)) {}
   template <class A>

@@ -91,7 +91,10 @@ Tensor repeat(const Tensor& x, IntArrayRef repeats) {
     expanded.insert(expanded.end(), {r, s});
     result.push_back(r * s);
   }
-  return expand(reshape(x, pairs), expanded).reshape(result);
+  Tensor out = expand(reshape(x, pairs), expanded).reshape(result);
+  // reshape() keeps a view when the strides allow (repeats of 1, or a stride-0 result); repeat() always
+  // returns a tensor of its own, as PyTorch's.
+  return out.is_alias_of(x) ? clone(out) : out;
 }
 
 Tensor tile(const Tensor& x, IntArrayRef dims) {
@@ -257,7 +260,12 @@ Tensor cdist(const Tensor& x1, const Tensor& x2, double p) {
            shape_string(x1.shape()), shape_string(x2.shape()));
   XG_CHECK(p >= 0, "cdist: only supports non-negative p values, got {}", p);
   // [.., P, 1, M] - [.., 1, R, M], then the p-norm of each difference (its gradient is 0 at distance 0).
-  return norm(sub(unsqueeze(x1, -2), unsqueeze(x2, -3)), p, -1);
+  Tensor diff = sub(unsqueeze(x1, -2), unsqueeze(x2, -3));
+  if (p == 0) {
+    // The count of differing coordinates; its gradient is zero (kept in the graph, as PyTorch's).
+    return add(sum(ne(diff, 0.0), -1), sum(where(zeros(diff.shape(), kInt64), diff, zeros({}, diff.dtype())), -1));
+  }
+  return norm(diff, p, -1);
 }
 
 }  // namespace xg

@@ -60,11 +60,18 @@ Tensor ordered_indices(const Tensor& x, int64_t d, bool descending, int64_t k) {
 
 int64_t slice_size(const Tensor& x, int64_t d) { return x.dim() == 0 ? 1 : x.size(d); }
 
+/// A 0-D input is handled as one element along dim 0, its results reshaped back to 0-D.
+std::tuple<Tensor, Tensor> as_scalar(std::tuple<Tensor, Tensor> result) {
+  return {std::get<0>(result).reshape({}), std::get<1>(result).reshape({})};
+}
+
 }  // namespace
+
 
 std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t dim, bool descending) {
   detail::check_defined("sort", x);
   const int64_t d = detail::normalize_dim("sort", dim, x.dim());
+  if (x.dim() == 0) return as_scalar(sort(x.reshape({1}), 0, descending));
   Tensor indices = ordered_indices(x, d, descending, slice_size(x, d));
   return {gather(x, d, indices), indices};
 }
@@ -74,15 +81,16 @@ std::tuple<Tensor, Tensor> sort(const Tensor& x, std::optional<bool> /*stable: x
   return sort(x, dim, descending);
 }
 
-Tensor argsort(const Tensor& x, int64_t dim, bool descending) {
-  detail::check_defined("argsort", x);
-  const int64_t d = detail::normalize_dim("argsort", dim, x.dim());
-  return ordered_indices(x, d, descending, slice_size(x, d));
-}
+Tensor argsort(const Tensor& x, int64_t dim, bool descending) { return std::get<1>(sort(x.detach(), dim, descending)); }
 
 std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool largest, bool /*sorted: always sorted*/) {
   detail::check_defined("topk", x);
   const int64_t d = detail::normalize_dim("topk", dim, x.dim());
+  if (x.dim() == 0) {
+    XG_CHECK(k == 0 || k == 1, "topk: k ({}) is out of range for a 0-D tensor", k);
+    auto [values, indices] = topk(x.reshape({1}), k, 0, largest, true);
+    return k == 1 ? std::make_tuple(values.reshape({}), indices.reshape({})) : std::make_tuple(values, indices);
+  }
   const int64_t n = slice_size(x, d);
   XG_CHECK(k >= 0 && k <= n, "topk: k ({}) is out of range for dimension {} of size {} (shape {})", k, dim, n, shape_string(x.shape()));
   Tensor indices = ordered_indices(x, d, largest, k);
@@ -92,11 +100,11 @@ std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool la
 std::tuple<Tensor, Tensor> kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim) {
   detail::check_defined("kthvalue", x);
   const int64_t d = detail::normalize_dim("kthvalue", dim, x.dim());
+  if (x.dim() == 0) return as_scalar(kthvalue(x.reshape({1}), k, 0, false));
   const int64_t n = slice_size(x, d);
   XG_CHECK(k >= 1 && k <= n, "kthvalue: k ({}) is out of range for dimension {} of size {} (shape {}); k counts from 1", k, dim, n,
            shape_string(x.shape()));
   Tensor index = narrow(ordered_indices(x, d, false, k), d, k - 1, 1);
-  if (x.dim() == 0) index = index.reshape({});
   Tensor values = gather(x, d, index);
   if (!keepdim && x.dim() > 0) return {squeeze(values, d), squeeze(index, d)};
   return {values, index};
@@ -105,6 +113,7 @@ std::tuple<Tensor, Tensor> kthvalue(const Tensor& x, int64_t k, int64_t dim, boo
 std::tuple<Tensor, Tensor> median(const Tensor& x, int64_t dim, bool keepdim) {
   detail::check_defined("median", x);
   const int64_t d = detail::normalize_dim("median", dim, x.dim());
+  if (x.dim() == 0) return as_scalar(median(x.reshape({1}), 0, false));
   const int64_t n = slice_size(x, d);
   XG_CHECK(n > 0, "median: dimension {} of shape {} is empty", dim, shape_string(x.shape()));
   // The lower median; a slice with a NaN has median NaN at its first NaN (NaN sorts last, so the first
@@ -116,7 +125,6 @@ std::tuple<Tensor, Tensor> median(const Tensor& x, int64_t dim, bool keepdim) {
     Tensor nans = sum(ne(x.detach(), x.detach()), {d}, true).to(kInt64);
     Tensor lower = full(nans.shape(), static_cast<double>((n - 1) / 2), kInt64);
     position = where(gt(nans, 0.0), rsub(nans, static_cast<double>(n)), lower);
-    if (x.dim() == 0) position = position.reshape({});
   }
   Tensor index = gather(order, d, position);
   Tensor values = gather(x, d, index);

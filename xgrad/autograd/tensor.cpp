@@ -407,7 +407,7 @@ Tensor linspace(double start, double end, int64_t steps, TensorOptions options) 
 Tensor logspace(double start, double end, int64_t steps, double base, TensorOptions options) {
   return spaced("logspace", start, end, steps, options, [base](auto v) {
     using T = decltype(v);
-    return static_cast<T>(std::pow(static_cast<T>(base), v));
+    return static_cast<T>(std::pow(base, static_cast<double>(v)));  // in double, rounded once (PyTorch's)
   });
 }
 

@@ -87,6 +87,9 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   XG_CHECK(!options_.max_jobs_ || *options_.max_jobs_ > 0, "DataLoader: max_jobs must be positive, got 0");
   XG_CHECK(!options_.timeout_ || options_.timeout_->count() > 0, "DataLoader: timeout must be positive, got {} ms",
            options_.timeout_ ? options_.timeout_->count() : 0);
+  XG_CHECK(options_.workers_ > 0 || options_.prefetch_ || (!options_.timeout_ && options_.enforce_ordering_),
+           "DataLoader: timeout and enforce_ordering(false) apply to background threads; with prefetch(false) and no workers "
+           "each batch is made on the calling thread");
   const bool has_transform = static_cast<bool>(transform);
   // How batches are made is make_data_loader's business; the order and the seeds are the sampler's.
   DataLoaderOptions loading = DataLoaderOptions(options_.batch_size_).drop_last(options_.drop_last_).seed(0);

@@ -5,7 +5,9 @@
 /// background thread one batch ahead (prefetch, the default) or on `workers` threads. All randomness (the
 /// order and each batch's transform seed) is drawn on the calling thread when an epoch begins, so a run is
 /// the same with or without prefetching and for any number of workers, and generator_state() at an epoch
-/// boundary resumes it exactly.
+/// boundary resumes it exactly. With workers(n > 1) the dataset's get_batch/get and the transform run on
+/// several threads at once (one shared dataset object), so they must be safe to call concurrently (the
+/// ready-made datasets and transforms are); a dataset or transform error reaches the loop as xg::Error.
 #include <cstdint>
 #include <functional>
 #include <memory>
